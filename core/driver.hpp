@@ -1,0 +1,81 @@
+#pragma once
+// Driver: one open connection to one database, and everything dbstep stores in it.
+//
+// The Migrator owns its Driver (std::unique_ptr from a Registry factory) and calls it from one
+// thread. A Driver keeps golang-migrate's version table (one row: version, dirty), so databases
+// move between golang-migrate and dbstep in both directions. Every method throws dbstep::Error,
+// translated from the back end's exceptions with the context a user needs; the destructor closes
+// the connection, releases a held lock and never throws.
+//
+// The contract that keeps databases whole is apply(): a migration's SQL and the new version
+// commit together in one transaction, and apply() refuses to run when the stored state is not the
+// one the Migrator planned from, so two processes never apply the same migration twice.
+
+#include <chrono>
+#include <string>
+
+#include "core/migration.hpp"
+#include "core/version.hpp"
+
+namespace dbstep {
+
+// What the version table says: the version (none when the table is missing or empty) and
+// whether a migration that ran outside a transaction failed part way (dirty).
+struct DbState {
+  OptVersion version;
+  bool dirty = false;
+  friend bool operator==(const DbState&, const DbState&) = default;
+};
+
+// One move of the database: run the `direction` file of migration `version` (if it has one) and
+// record `target` as the new version. Going up, target == version; going down, target is the
+// previous version (or none). golang-migrate's Migration{Version, TargetVersion, Body}.
+struct Step {
+  Version version = 0;
+  OptVersion target;
+  Direction direction = Direction::kUp;
+  std::string identifier;  // "create_users"
+  std::string file;        // "1_create_users.up.sql"; empty when there is no file that way
+  std::string sql;         // the file's bytes, as read; empty when there is no file
+  bool has_file() const { return !file.empty(); }
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+
+  // Excludes other dbstep and golang-migrate processes from this database for one run. Called
+  // once by the Migrator before it reads the state; unlock() is called once at the end, also on
+  // failure. Waits at most `timeout`, then throws Error(kLockTimeout) saying who holds the lock
+  // where the database can tell. A second lock() without unlock() throws Error(kLocked).
+  virtual void lock(std::chrono::milliseconds timeout) = 0;
+  // Releases the lock taken by lock(). Throws Error(kLocked) when not locked.
+  virtual void unlock() = 0;
+
+  // The stored state. A missing version table is {none, clean}; reading never creates it.
+  virtual DbState state() = 0;
+
+  // Runs step.sql and records {step.target, clean}, provided the stored state is still
+  // `expected`; returns false (and changes nothing) when another process changed it first.
+  // Where the SQL can run in a transaction, SQL and version update commit together: on failure
+  // nothing of the step remains and the state stays `expected`. A migration that cannot run in a
+  // transaction (it says `-- dbstep:no-transaction`, or holds statements the database refuses in
+  // one) runs under golang-migrate's dirty protocol: {target, dirty}, the SQL, {target, clean}; a
+  // failure then leaves {target, dirty}. A step without a file only records the version. Throws
+  // Error(kMigrationFailed) with file, line, column and the database's message on a SQL error.
+  // The version table is created on first use.
+  virtual bool apply(const Step& step, const DbState& expected) = 0;
+
+  // Stores `state` as is, without running SQL (`force`). {none, clean} leaves the table empty.
+  virtual void set_state(const DbState& state) = 0;
+
+  // Removes everything in the database (schema) that dbstep can reach: tables, views, indexes,
+  // triggers, and for servers sequences, types, functions. The version table goes too and is
+  // recreated on next use.
+  virtual void drop() = 0;
+
+  // How the database is named in messages, with any password hidden.
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace dbstep

@@ -1,0 +1,67 @@
+#pragma once
+// Migration files and the index built from a source's file names. Parsing and ordering live here
+// once, so every source (a directory, files embedded in the binary) behaves the same.
+//
+// A migration file is named VERSION_IDENTIFIER.(up|down).EXT, golang-migrate's
+// ^([0-9]+)_(.*)\.(up|down)\.(.*)$ : VERSION is an unsigned 64-bit number (leading zeros allowed),
+// IDENTIFIER may be empty and may contain dots (the last ".up." or ".down." splits). Names that
+// do not match are not migrations and are ignored. Up and down files are paired by version only;
+// either may be missing, which means "no SQL that way".
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/version.hpp"
+
+namespace dbstep {
+
+enum class Direction { kUp, kDown };
+const char* to_string(Direction d);
+
+struct MigrationFile {
+  Version version = 0;
+  std::string identifier;  // "create_users" in "1_create_users.up.sql"
+  Direction direction = Direction::kUp;
+  std::string name;        // the file's base name as listed by the source
+};
+
+// nullopt when `name` is not a migration file name. Throws Error(kInvalidArgument) when it is one
+// whose version does not fit in 64 bits (golang-migrate skips such files silently).
+std::optional<MigrationFile> parse_file_name(std::string_view name);
+
+class MigrationIndex {
+ public:
+  struct Entry {
+    Version version = 0;
+    std::optional<MigrationFile> up;
+    std::optional<MigrationFile> down;
+    // The identifier to show for this version: the up file's, else the down file's.
+    const std::string& identifier() const { return up ? up->identifier : down->identifier; }
+  };
+
+  MigrationIndex() = default;
+  // Builds the index from a source's file names (in any order). `where` names the source in
+  // errors. Throws Error(kDuplicateMigration) naming both files when two files share a version
+  // and direction.
+  static MigrationIndex build(const std::vector<std::string>& names, std::string_view where);
+
+  bool empty() const { return entries_.empty(); }
+  std::size_t size() const { return entries_.size(); }
+  const std::vector<Entry>& entries() const { return entries_; }
+
+  OptVersion first() const;
+  OptVersion last() const;
+  // The next/previous version in the index; nullopt when there is none or when `v` itself is not
+  // in the index (golang-migrate's Next/Prev return ErrNotExist in both cases).
+  OptVersion next(Version v) const;
+  OptVersion prev(Version v) const;
+  const Entry* find(Version v) const;
+  bool contains(Version v) const { return find(v) != nullptr; }
+
+ private:
+  std::vector<Entry> entries_;  // sorted by version, unique
+};
+
+}  // namespace dbstep

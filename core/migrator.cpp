@@ -1,0 +1,233 @@
+#include "core/migrator.hpp"
+
+#include <fmt/format.h>
+
+namespace dbstep {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Holds the driver's lock for one run; releases it on every path. unlock() failures on the
+// error path are swallowed: the original error is the one worth reporting.
+class LockGuard {
+ public:
+  LockGuard(Driver& driver, std::chrono::milliseconds timeout) : driver_(driver) {
+    driver_.lock(timeout);
+    held_ = true;
+  }
+  ~LockGuard() {
+    if (held_) {
+      try {
+        driver_.unlock();
+      } catch (...) {
+      }
+    }
+  }
+  void release() {
+    held_ = false;
+    driver_.unlock();
+  }
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+
+ private:
+  Driver& driver_;
+  bool held_ = false;
+};
+
+Error dirty_error(const Driver& driver, const DbState& state) {
+  Error e(ErrorCode::kDirty,
+          fmt::format("{} is dirty at version {}: a migration that ran outside a transaction failed "
+                      "part way, so its changes may be half applied. Repair the schema by hand, "
+                      "then record the version it is really at with `dbstep force VERSION` "
+                      "(golang-migrate: \"Dirty database version {}. Fix and force version.\")",
+                      driver.describe(), to_string(state.version), to_string(state.version)));
+  e.version = state.version;
+  return e;
+}
+
+Error with_message(const Error& from, std::string message) {
+  Error e(from.code(), message);
+  e.file = from.file;
+  e.version = from.version;
+  e.line = from.line;
+  e.column = from.column;
+  e.sqlstate = from.sqlstate;
+  e.detail = from.detail;
+  e.statement = from.statement;
+  return e;
+}
+
+bool before_in_direction(Direction d, const OptVersion& a, const OptVersion& b) {
+  return d == Direction::kUp ? version_less(a, b) : version_less(b, a);
+}
+
+}  // namespace
+
+Migrator::Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> driver,
+                   MigratorOptions options)
+    : source_(std::move(source)), driver_(std::move(driver)), options_(options) {
+  source_name_ = source_->describe();
+  index_ = MigrationIndex::build(source_->list(), source_name_);
+}
+
+Migrator Migrator::open(const Registry& registry, std::string_view database_url,
+                        std::string_view source_url, MigratorOptions options) {
+  // The source first: a bad migrations folder is reported before any connection is made.
+  auto source = registry.open_source(source_url);
+  auto driver = registry.open_driver(database_url);
+  return Migrator(std::move(source), std::move(driver), options);
+}
+
+Step Migrator::make_step(const PlannedStep& planned) {
+  Step step;
+  step.version = planned.version;
+  step.target = planned.target;
+  step.direction = planned.direction;
+  step.identifier = planned.identifier;
+  const auto* entry = index_.find(planned.version);
+  const auto& file = planned.direction == Direction::kUp ? entry->up : entry->down;
+  if (file) {
+    step.file = file->name;
+    step.sql = source_->read(file->name);
+  }
+  return step;
+}
+
+template <typename PlanFn>
+Result Migrator::run(PlanFn&& make_plan) {
+  Result result;
+  const auto started = Clock::now();
+  Observer* obs = options_.observer;
+  DbState current;
+  bool have_state = false;
+  try {
+    const auto lock_started = Clock::now();
+    LockGuard lock(*driver_, options_.lock_timeout);
+    if (obs) obs->on_locked(Clock::now() - lock_started);
+
+    current = driver_->state();
+    have_state = true;
+    result.from = current.version;
+    if (current.dirty) throw dirty_error(*driver_, current);
+
+    Plan plan = make_plan(current.version);
+    result.short_by = plan.short_by;
+    if (obs) obs->on_plan(plan);
+    const OptVersion goal = plan.to();
+    const Direction way = plan.steps.empty() ? Direction::kUp : plan.steps.front().direction;
+
+    std::size_t i = 0;
+    while (i < plan.steps.size()) {
+      if (options_.stop && options_.stop->load()) {
+        result.stopped = true;
+        break;
+      }
+      const PlannedStep& planned = plan.steps[i];
+      Step step = make_step(planned);
+      if (obs) obs->on_step_started(planned);
+      const auto step_started = Clock::now();
+      bool applied;
+      try {
+        applied = driver_->apply(step, current);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kMigrationFailed) throw;
+        // Say where the database stands now: unchanged (the transaction rolled back) or dirty.
+        DbState after = driver_->state();
+        std::string where =
+            after == current
+                ? fmt::format("the database is still at version {}", to_string(current.version))
+                : fmt::format("the database is now dirty at version {} because the migration ran "
+                              "outside a transaction; repair it, then run `dbstep force VERSION`",
+                              to_string(after.version));
+        current = after;
+        throw with_message(e, fmt::format("{}; {}", e.what(), where));
+      }
+      if (!applied) {
+        // Another process moved the database since we planned. Carry on toward the same goal
+        // from where it is now, if it is still on the way.
+        result.concurrent = true;
+        current = driver_->state();
+        if (current.dirty) throw dirty_error(*driver_, current);
+        if (!before_in_direction(way, current.version, goal)) break;
+        plan = plan_to(index_, current.version, goal);
+        plan.replanned = true;
+        if (obs) obs->on_plan(plan);
+        i = 0;
+        continue;
+      }
+      AppliedStep done{step.version, step.target, step.direction, step.identifier, step.file,
+                       Clock::now() - step_started};
+      current = DbState{step.target, false};
+      if (obs) obs->on_step_finished(done);
+      result.steps.push_back(std::move(done));
+      ++i;
+    }
+    lock.release();
+  } catch (const Error& e) {
+    result.error = e;
+  } catch (const std::exception& e) {
+    result.error = Error(ErrorCode::kInternal, fmt::format("unexpected error: {}", e.what()));
+  }
+  result.to = have_state ? current.version : OptVersion{};
+  if (!have_state) result.from = std::nullopt;
+  result.duration = Clock::now() - started;
+  return result;
+}
+
+Result Migrator::up() {
+  return run([&](OptVersion from) { return plan_up(index_, from, std::nullopt, source_name_); });
+}
+
+Result Migrator::down() {
+  return run([&](OptVersion from) { return plan_down(index_, from, std::nullopt); });
+}
+
+Result Migrator::steps(std::int64_t n) {
+  if (n == 0) {
+    // golang-migrate: Steps(0) is "no change" without taking the lock.
+    Result r;
+    r.from = r.to = state().version;
+    return r;
+  }
+  if (n > 0) {
+    return run([&](OptVersion from) {
+      return plan_up(index_, from, static_cast<std::uint64_t>(n), source_name_);
+    });
+  }
+  const auto count = static_cast<std::uint64_t>(-(n + 1)) + 1;  // -n without overflow
+  return run([&](OptVersion from) { return plan_down(index_, from, count); });
+}
+
+Result Migrator::migrate_to(Version v) {
+  return run([&](OptVersion from) { return plan_to(index_, from, v); });
+}
+
+void Migrator::force(OptVersion v) {
+  LockGuard lock(*driver_, options_.lock_timeout);
+  driver_->set_state(DbState{v, false});
+  lock.release();
+}
+
+void Migrator::drop() {
+  LockGuard lock(*driver_, options_.lock_timeout);
+  driver_->drop();
+  lock.release();
+}
+
+DbState Migrator::state() { return driver_->state(); }
+
+std::vector<PlannedStep> Migrator::pending() {
+  DbState s = driver_->state();
+  if (s.dirty) throw dirty_error(*driver_, s);
+  if (index_.empty() && !s.version) return {};
+  return plan_up(index_, s.version, std::nullopt, source_name_).steps;
+}
+
+bool Migrator::needs_migration() {
+  DbState s = driver_->state();
+  return s.dirty || s.version != index_.last();
+}
+
+}  // namespace dbstep

@@ -1,0 +1,103 @@
+#include "core/plan.hpp"
+
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+
+namespace dbstep {
+
+namespace {
+
+void require_known(const MigrationIndex& index, const OptVersion& v, const char* role) {
+  if (v && !index.contains(*v)) {
+    throw Error(ErrorCode::kMissingVersion,
+                fmt::format("no migration found for version {} ({}): the source has neither an up "
+                            "nor a down file for it; restore the file, or use `force` to record a "
+                            "version that exists",
+                            *v, role));
+  }
+}
+
+PlannedStep up_step(const MigrationIndex& index, Version v) {
+  return PlannedStep{v, v, Direction::kUp, index.find(v)->identifier()};
+}
+
+PlannedStep down_step(const MigrationIndex& index, Version v, OptVersion target) {
+  return PlannedStep{v, target, Direction::kDown, index.find(v)->identifier()};
+}
+
+}  // namespace
+
+Plan plan_up(const MigrationIndex& index, OptVersion from, std::optional<std::uint64_t> limit,
+             const std::string& source_name) {
+  require_known(index, from, "the database's current version");
+  Plan plan{from, {}, 0, false};
+  if (limit && *limit == 0) return plan;
+  OptVersion cur = from;
+  std::uint64_t count = 0;
+  while (!limit || count < *limit) {
+    OptVersion next = cur ? index.next(*cur) : index.first();
+    if (!next) {
+      if (!cur) {
+        throw Error(ErrorCode::kNoMigrations,
+                    fmt::format("no migrations found in {}: files must be named like "
+                                "1_create_users.up.sql and 1_create_users.down.sql",
+                                source_name));
+      }
+      if (limit) plan.short_by = *limit - count;
+      break;
+    }
+    plan.steps.push_back(up_step(index, *next));
+    cur = next;
+    ++count;
+  }
+  return plan;
+}
+
+Plan plan_down(const MigrationIndex& index, OptVersion from, std::optional<std::uint64_t> limit) {
+  require_known(index, from, "the database's current version");
+  Plan plan{from, {}, 0, false};
+  if (limit && *limit == 0) return plan;
+  if (!from) {
+    if (limit) plan.short_by = *limit;
+    return plan;
+  }
+  Version cur = *from;
+  std::uint64_t count = 0;
+  while (!limit || count < *limit) {
+    OptVersion prev = index.prev(cur);
+    plan.steps.push_back(down_step(index, cur, prev));
+    ++count;
+    if (!prev) {
+      if (limit && count < *limit) plan.short_by = *limit - count;
+      break;
+    }
+    cur = *prev;
+  }
+  return plan;
+}
+
+Plan plan_to(const MigrationIndex& index, OptVersion from, OptVersion to) {
+  require_known(index, from, "the database's current version");
+  require_known(index, to, "the requested version");
+  Plan plan{from, {}, 0, false};
+  if (from == to) return plan;
+  if (version_less(from, to)) {
+    OptVersion cur = from;
+    while (cur != to) {
+      cur = cur ? index.next(*cur) : index.first();
+      plan.steps.push_back(up_step(index, *cur));
+    }
+  } else {
+    Version cur = *from;
+    while (OptVersion(cur) != to) {
+      OptVersion prev = index.prev(cur);
+      plan.steps.push_back(down_step(index, cur, prev));
+      if (!prev) break;
+      cur = *prev;
+    }
+  }
+  return plan;
+}
+
+}  // namespace dbstep

@@ -1,0 +1,68 @@
+#include "core/registry.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/error.hpp"
+
+namespace dbstep {
+
+namespace {
+
+template <typename Map>
+std::vector<std::string> keys(const Map& m) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : m) out.push_back(k);
+  return out;
+}
+
+// A directory path as a file:// URL: '%' and '?' would otherwise be read as URL syntax.
+std::string path_to_file_url(std::string_view path) {
+  std::string url = "file://";
+  for (char c : path) {
+    if (c == '%') url += "%25";
+    else if (c == '?') url += "%3F";
+    else url += c;
+  }
+  return url;
+}
+
+}  // namespace
+
+void Registry::add_driver(std::string scheme, DriverFactory factory) {
+  drivers_[std::move(scheme)] = std::move(factory);
+}
+
+void Registry::add_source(std::string scheme, SourceFactory factory) {
+  sources_[std::move(scheme)] = std::move(factory);
+}
+
+std::unique_ptr<Driver> Registry::open_driver(std::string_view text) const {
+  Url url = Url::parse(text);
+  auto it = drivers_.find(url.scheme());
+  if (it == drivers_.end()) {
+    throw Error(ErrorCode::kUnknownScheme,
+                fmt::format("unknown database URL scheme \"{}\" in {}; known schemes: {}",
+                            url.scheme(), url.redacted(), fmt::join(keys(drivers_), ", ")));
+  }
+  return it->second(url);
+}
+
+std::unique_ptr<Source> Registry::open_source(std::string_view text) const {
+  if (text.empty()) throw Error(ErrorCode::kInvalidArgument, "the source URL or path is empty");
+  Url url = Url::parse(text.find("://") == std::string_view::npos ? path_to_file_url(text)
+                                                                  : std::string(text));
+  auto it = sources_.find(url.scheme());
+  if (it == sources_.end()) {
+    throw Error(ErrorCode::kUnknownScheme,
+                fmt::format("unknown source URL scheme \"{}\" in {}; known schemes: {} (or give a "
+                            "directory path)",
+                            url.scheme(), url.redacted(), fmt::join(keys(sources_), ", ")));
+  }
+  return it->second(url);
+}
+
+std::vector<std::string> Registry::driver_schemes() const { return keys(drivers_); }
+std::vector<std::string> Registry::source_schemes() const { return keys(sources_); }
+
+}  // namespace dbstep

@@ -1,0 +1,132 @@
+#include "core/url.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+
+namespace dbstep {
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+}  // namespace
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      int hi = hex_value(s[i + 1]);
+      int lo = hex_value(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+Url Url::parse(std::string_view text) {
+  if (text.empty()) throw Error(ErrorCode::kInvalidArgument, "URL cannot be empty");
+  auto colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("URL \"{}\" has no scheme (expected scheme://...)", redact_secrets(text)));
+  }
+  Url url;
+  url.text_ = std::string(text);
+  url.scheme_ = std::string(text.substr(0, colon));
+  std::string_view rest = text.substr(colon + 1);
+  if (rest.substr(0, 2) == "//") rest.remove_prefix(2);
+  auto q = rest.find('?');
+  url.body_ = percent_decode(rest.substr(0, q));
+  if (q != std::string_view::npos) {
+    std::string_view query = rest.substr(q + 1);
+    while (!query.empty()) {
+      auto amp = query.find('&');
+      std::string_view item = query.substr(0, amp);
+      if (!item.empty()) {
+        auto eq = item.find('=');
+        std::string key = percent_decode(item.substr(0, eq));
+        std::string value = eq == std::string_view::npos ? "" : percent_decode(item.substr(eq + 1));
+        url.params_.emplace_back(std::move(key), std::move(value));
+        url.raw_params_.emplace_back(item);
+      }
+      if (amp == std::string_view::npos) break;
+      query.remove_prefix(amp + 1);
+    }
+  }
+  return url;
+}
+
+std::optional<std::string> Url::param(std::string_view key) const {
+  std::optional<std::string> found;
+  for (const auto& [k, v] : params_)
+    if (k == key) found = v;
+  return found;
+}
+
+std::vector<std::pair<std::string, std::string>> Url::backend_params() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& p : params_)
+    if (p.first.rfind("x-", 0) != 0) out.push_back(p);
+  return out;
+}
+
+std::string Url::without_custom_params() const {
+  auto q = text_.find('?');
+  std::string out = text_.substr(0, q);
+  char sep = '?';
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (params_[i].first.rfind("x-", 0) == 0) continue;
+    out += sep;
+    out += raw_params_[i];
+    sep = '&';
+  }
+  return out;
+}
+
+std::string Url::redacted() const { return redact_secrets(text_); }
+
+std::string redact_secrets(std::string_view text) {
+  std::string s(text);
+  // scheme://user:password@host  ->  scheme://user:xxxxx@host
+  static const std::regex userinfo(R"(([A-Za-z][A-Za-z0-9+.\-]*://[^:/@?#\s]*):([^@/\s]*)@)");
+  s = std::regex_replace(s, userinfo, "$1:xxxxx@");
+  // password=secret in a query string or a libpq key=value string (quoted or not).
+  static const std::regex kv(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*))",
+                             std::regex::icase);
+  s = std::regex_replace(s, kv, "$1xxxxx");
+  return s;
+}
+
+bool parse_bool_param(std::string_view key, std::string_view value) {
+  std::string v = lower(value);
+  if (v == "1" || v == "t" || v == "true" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "f" || v == "false" || v == "no" || v == "off") return false;
+  throw Error(ErrorCode::kInvalidArgument,
+              fmt::format("{}: invalid syntax: \"{}\" is not a boolean (use true or false)", key,
+                          value));
+}
+
+}  // namespace dbstep
