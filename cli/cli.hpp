@@ -1,0 +1,23 @@
+#pragma once
+// The `dbstep` command line. run() parses the arguments, runs one command through the public
+// Migrator API and returns the exit code; it never calls exit(). Normal output goes to `out`,
+// errors and warnings to `err`.
+//
+// Exit codes: 0 success (nothing to do included), 1 the run failed, 2 usage error,
+// 4 fewer migrations were available than requested (those that were available were applied),
+// 130 / 143 stopped by SIGINT / SIGTERM after the running migration finished.
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace dbstep::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitShort = 4;
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace dbstep::cli

@@ -1,0 +1,463 @@
+#include "drivers/sqlite/sqlite_driver.hpp"
+
+#include <sqlite3.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+#include "core/sql_text.hpp"
+
+namespace dbstep::drivers {
+
+namespace {
+
+std::string quote_ident(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// A file name as the path part of an SQLite "file:" URI.
+std::string uri_escape_path(std::string_view path) {
+  std::string out;
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string uri_escape_value(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '%' || c == '&' || c == '#' || c == '=') {
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Thrown inside a wrapped run when the file turns out to control transactions itself (BEGIN,
+// COMMIT ...) or to hold a statement SQLite refuses in a transaction (VACUUM). The wrapper rolls
+// back (nothing of the file has happened) and the file runs again without it.
+struct NeedsNoTransaction {};
+
+bool controls_transactions(std::string_view keyword) {
+  return keyword == "BEGIN" || keyword == "COMMIT" || keyword == "END" ||
+         keyword == "ROLLBACK" || keyword == "VACUUM";
+}
+
+class SqliteDriver final : public Driver {
+ public:
+  explicit SqliteDriver(const Url& url);
+  ~SqliteDriver() override = default;
+
+  void lock(std::chrono::milliseconds timeout) override;
+  void unlock() override;
+  DbState state() override;
+  bool apply(const Step& step, const DbState& expected) override;
+  void set_state(const DbState& state) override;
+  void drop() override;
+  std::string describe() const override { return fmt::format("SQLite database {}", path_); }
+
+ private:
+  sqlite3* handle() const { return db_->getHandle(); }
+  // Runs SQL written by the driver itself (no user text); throws Error(kDatabase) with context.
+  void exec(const std::string& sql, std::string_view what);
+  void begin_immediate();
+  void rollback_quietly() noexcept;
+  void ensure_table();
+  DbState read_state();
+  void write_state(const DbState& state);
+  // Walks `sql` statement by statement with sqlite3_prepare_v2 and its tail, stepping each.
+  // When `wrapped`, throws NeedsNoTransaction before running a statement that controls
+  // transactions. Throws Error(kMigrationFailed) locating the failing statement.
+  void run_file(const Step& step, bool wrapped);
+  Error database_error(std::string_view what) const;
+
+  std::string path_;
+  std::string table_;
+  std::string quoted_table_;
+  std::string index_name_;
+  bool no_tx_wrap_ = false;
+  bool locked_ = false;
+  bool table_ready_ = false;
+  std::unique_ptr<SQLite::Database> db_;
+};
+
+SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_migrations") {
+  if (path_.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("SQLite URL {} names no file; use sqlite://PATH (relative) or "
+                            "sqlite:///ABSOLUTE/PATH",
+                            url.redacted()));
+  }
+  std::vector<std::string> pragmas;
+  std::string uri_query;
+  std::optional<int> busy_ms;
+  for (const auto& [key, value] : url.params()) {
+    if (key == "x-migrations-table") {
+      if (value.empty()) {
+        throw Error(ErrorCode::kInvalidArgument, "x-migrations-table must not be empty");
+      }
+      table_ = value;
+    } else if (key == "x-no-tx-wrap") {
+      no_tx_wrap_ = parse_bool_param(key, value);
+    } else if (key.rfind("x-", 0) == 0) {
+      // Unknown x- keys belong to other tools (golang-migrate drivers); ignored.
+    } else if (key == "_foreign_keys" || key == "_fk") {
+      pragmas.push_back(fmt::format("PRAGMA foreign_keys = {}",
+                                    parse_bool_param(key, value) ? "ON" : "OFF"));
+    } else if (key == "_journal_mode" || key == "_journal") {
+      std::string mode = lower(value);
+      if (mode != "delete" && mode != "truncate" && mode != "persist" && mode != "memory" &&
+          mode != "wal" && mode != "off") {
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("{}={}: not a journal mode (DELETE, TRUNCATE, PERSIST, MEMORY, "
+                                "WAL, OFF)",
+                                key, value));
+      }
+      pragmas.push_back("PRAGMA journal_mode = " + mode);
+    } else if (key == "_synchronous" || key == "_sync") {
+      std::string mode = lower(value);
+      if (mode != "off" && mode != "normal" && mode != "full" && mode != "extra" && mode != "0" &&
+          mode != "1" && mode != "2" && mode != "3") {
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("{}={}: not a synchronous mode (OFF, NORMAL, FULL, EXTRA)", key,
+                                value));
+      }
+      pragmas.push_back("PRAGMA synchronous = " + mode);
+    } else if (key == "_busy_timeout" || key == "_timeout") {
+      try {
+        busy_ms = std::stoi(value);
+      } catch (const std::exception&) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("{}={}: not a number of milliseconds", key, value));
+      }
+    } else {
+      uri_query += fmt::format("{}{}={}", uri_query.empty() ? "?" : "&", uri_escape_value(key),
+                               uri_escape_value(value));
+    }
+  }
+  quoted_table_ = quote_ident(table_);
+  index_name_ = table_ == "schema_migrations" ? "version_unique" : table_ + "_version_unique";
+
+  std::string filename = path_;
+  int flags = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+  if (!uri_query.empty()) {
+    filename = "file:" + uri_escape_path(path_) + uri_query;
+    flags |= SQLite::OPEN_URI;
+  }
+  try {
+    db_ = std::make_unique<SQLite::Database>(filename, flags);
+    db_->setBusyTimeout(busy_ms.value_or(15000));
+    for (const auto& p : pragmas) db_->exec(p);
+  } catch (const SQLite::Exception& e) {
+    throw Error(ErrorCode::kDatabase,
+                fmt::format("cannot open SQLite database {}: {}", path_, e.what()));
+  }
+}
+
+Error SqliteDriver::database_error(std::string_view what) const {
+  Error e(ErrorCode::kDatabase,
+          fmt::format("{} in {}: {}", what, describe(), sqlite3_errmsg(handle())));
+  e.sqlstate = std::to_string(sqlite3_extended_errcode(handle()));
+  return e;
+}
+
+void SqliteDriver::exec(const std::string& sql, std::string_view what) {
+  char* message = nullptr;
+  if (sqlite3_exec(handle(), sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : "unknown error";
+    sqlite3_free(message);
+    Error e(ErrorCode::kDatabase, fmt::format("{} in {}: {}", what, describe(), text));
+    e.sqlstate = std::to_string(sqlite3_extended_errcode(handle()));
+    throw e;
+  }
+}
+
+void SqliteDriver::begin_immediate() {
+  // IMMEDIATE takes the write lock now, so reading the state and writing the migration happen
+  // with no other writer in between; a second process waits here for the busy timeout.
+  exec("BEGIN IMMEDIATE", "cannot start a write transaction (is another process holding the "
+                          "database longer than the lock timeout?)");
+}
+
+void SqliteDriver::rollback_quietly() noexcept {
+  if (!sqlite3_get_autocommit(handle())) sqlite3_exec(handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void SqliteDriver::lock(std::chrono::milliseconds timeout) {
+  // SQLite has no session lock that survives our own commits. Exclusion between processes is
+  // per step instead: every write starts with BEGIN IMMEDIATE and checks the state it planned
+  // from (apply's `expected`), so a second process waits for the write lock (up to `timeout`)
+  // and then sees that the migration is done. The flag only catches misuse within the process.
+  if (locked_) {
+    throw Error(ErrorCode::kLocked, fmt::format("{} is already locked by this process", describe()));
+  }
+  auto ms = std::min<std::int64_t>(timeout.count(), std::numeric_limits<int>::max());
+  sqlite3_busy_timeout(handle(), static_cast<int>(ms));
+  locked_ = true;
+}
+
+void SqliteDriver::unlock() {
+  if (!locked_) {
+    throw Error(ErrorCode::kLocked, "can't unlock, as not currently locked");
+  }
+  locked_ = false;
+}
+
+void SqliteDriver::ensure_table() {
+  if (table_ready_) return;
+  exec(fmt::format("CREATE TABLE IF NOT EXISTS {} (version uint64, dirty bool)", quoted_table_),
+       "cannot create the version table " + table_);
+  exec(fmt::format("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (version)", quote_ident(index_name_),
+                   quoted_table_),
+       "cannot create the version table's index");
+  table_ready_ = true;
+}
+
+DbState SqliteDriver::read_state() {
+  sqlite3_stmt* stmt = nullptr;
+  std::string sql = fmt::format("SELECT version, dirty FROM {} LIMIT 1", quoted_table_);
+  if (sqlite3_prepare_v2(handle(), sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+    std::string_view message = sqlite3_errmsg(handle());
+    if (message.rfind("no such table", 0) == 0) {
+      table_ready_ = false;
+      return DbState{};
+    }
+    throw database_error("cannot read the version table " + table_);
+  }
+  DbState state;
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) {
+    sqlite3_int64 v = sqlite3_column_int64(stmt, 0);
+    if (v >= 0) state.version = static_cast<Version>(v);
+    state.dirty = sqlite3_column_int64(stmt, 1) != 0;
+    rc = sqlite3_step(stmt);
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) throw database_error("cannot read the version table " + table_);
+  return state;
+}
+
+void SqliteDriver::write_state(const DbState& state) {
+  if (state.version && *state.version > static_cast<Version>(std::numeric_limits<std::int64_t>::max())) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("version {} is larger than SQLite's largest integer", *state.version));
+  }
+  exec(fmt::format("DELETE FROM {}", quoted_table_), "cannot update the version table " + table_);
+  // golang-migrate stores (-1, dirty) as a row and (-1, clean) as no row.
+  if (state.version || state.dirty) {
+    std::int64_t v = state.version ? static_cast<std::int64_t>(*state.version) : -1;
+    exec(fmt::format("INSERT INTO {} (version, dirty) VALUES ({}, {})", quoted_table_, v,
+                     state.dirty ? 1 : 0),
+         "cannot update the version table " + table_);
+  }
+}
+
+DbState SqliteDriver::state() { return read_state(); }
+
+void SqliteDriver::run_file(const Step& step, bool wrapped) {
+  const std::string& text = step.sql;
+  const char* const begin = text.data();
+  const char* const end = begin + text.size();
+  const char* p = begin + bom_length(text);
+  while (p < end) {
+    sqlite3_stmt* stmt = nullptr;
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v2(handle(), p, static_cast<int>(end - p), &stmt, &tail);
+    std::size_t stmt_offset = static_cast<std::size_t>(p - begin);
+    if (rc == SQLITE_OK && stmt == nullptr) break;  // only whitespace and comments remain
+    std::string_view statement(p, static_cast<std::size_t>((tail ? tail : end) - p));
+    if (rc == SQLITE_OK && wrapped && controls_transactions(first_keyword(statement))) {
+      sqlite3_finalize(stmt);
+      throw NeedsNoTransaction{};
+    }
+    if (rc == SQLITE_OK) {
+      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      }
+      if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK) {
+      // The failing token when SQLite knows it (syntax errors), else the statement's start.
+      int token = sqlite3_error_offset(handle());
+      std::size_t offset = token >= 0 ? stmt_offset + static_cast<std::size_t>(token)
+                                      : skip_space_and_comments(text, stmt_offset);
+      TextPosition pos = position_at(text, offset);
+      Error e(ErrorCode::kMigrationFailed,
+              fmt::format("migration {} ({}) failed at line {}, column {}: {}", step.version,
+                          step.file, pos.line, pos.column, sqlite3_errmsg(handle())));
+      e.file = step.file;
+      e.version = step.version;
+      e.line = pos.line;
+      e.column = pos.column;
+      e.sqlstate = std::to_string(sqlite3_extended_errcode(handle()));
+      e.detail = sqlite3_errmsg(handle());
+      e.statement = statement_excerpt(statement, 2000);
+      sqlite3_finalize(stmt);
+      throw e;
+    }
+    sqlite3_finalize(stmt);
+    p = tail;
+  }
+}
+
+bool SqliteDriver::apply(const Step& step, const DbState& expected) {
+  const DbState done{step.target, false};
+  bool wrapped = !no_tx_wrap_ && !has_directive(step.sql, "dbstep:no-transaction");
+  if (wrapped || !step.has_file()) {
+    begin_immediate();
+    try {
+      ensure_table();
+      if (read_state() != expected) {
+        rollback_quietly();
+        return false;
+      }
+      if (step.has_file()) run_file(step, /*wrapped=*/true);
+      write_state(done);
+      exec("COMMIT", "cannot commit migration " + std::to_string(step.version));
+      return true;
+    } catch (const NeedsNoTransaction&) {
+      rollback_quietly();
+      table_ready_ = false;  // the rollback may have undone the table's creation
+    } catch (...) {
+      rollback_quietly();
+      table_ready_ = false;
+      throw;
+    }
+  }
+
+  // golang-migrate's dirty protocol: {target, dirty}, the file as written, {target, clean}.
+  begin_immediate();
+  try {
+    ensure_table();
+    if (read_state() != expected) {
+      rollback_quietly();
+      return false;
+    }
+    write_state(DbState{step.target, true});
+    exec("COMMIT", "cannot mark the database dirty");
+  } catch (...) {
+    rollback_quietly();
+    table_ready_ = false;
+    throw;
+  }
+  try {
+    run_file(step, /*wrapped=*/false);
+  } catch (...) {
+    rollback_quietly();  // a transaction the file opened and did not finish
+    throw;
+  }
+  if (!sqlite3_get_autocommit(handle())) {
+    // The file began a transaction and never ended it: committing it for the file would be a
+    // guess, so it is rolled back and the database stays dirty for a person to look at.
+    rollback_quietly();
+    Error e(ErrorCode::kMigrationFailed,
+            fmt::format("migration {} ({}) began a transaction and did not commit it; its open "
+                        "transaction was rolled back. Add COMMIT at the end of the file",
+                        step.version, step.file));
+    e.file = step.file;
+    e.version = step.version;
+    throw e;
+  }
+  begin_immediate();
+  try {
+    write_state(done);
+    exec("COMMIT", "cannot mark the database clean");
+  } catch (...) {
+    rollback_quietly();
+    throw;
+  }
+  return true;
+}
+
+void SqliteDriver::set_state(const DbState& state) {
+  begin_immediate();
+  try {
+    ensure_table();
+    write_state(state);
+    exec("COMMIT", "cannot update the version table " + table_);
+  } catch (...) {
+    rollback_quietly();
+    table_ready_ = false;
+    throw;
+  }
+}
+
+void SqliteDriver::drop() {
+  // Foreign keys would make dropping a parent table fail (or cascade row by row); the pragma
+  // cannot change inside a transaction, so it is switched off around it and restored.
+  bool foreign_keys = false;
+  {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(handle(), "PRAGMA foreign_keys", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      foreign_keys = sqlite3_column_int(stmt, 0) != 0;
+    }
+    sqlite3_finalize(stmt);
+  }
+  if (foreign_keys) exec("PRAGMA foreign_keys = OFF", "cannot switch off foreign keys");
+  begin_immediate();
+  try {
+    std::vector<std::pair<std::string, std::string>> objects;  // (type, name)
+    sqlite3_stmt* stmt = nullptr;
+    // Views first (they may name tables); indexes and triggers go with their tables. SQLite's own
+    // tables (sqlite_sequence, sqlite_stat1 ...) cannot be dropped and are skipped.
+    const char* sql =
+        "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'table') "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type = 'table', name";
+    if (sqlite3_prepare_v2(handle(), sql, -1, &stmt, nullptr) != SQLITE_OK) {
+      throw database_error("cannot list the schema");
+    }
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      objects.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
+                           reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)));
+    }
+    sqlite3_finalize(stmt);
+    for (const auto& [type, name] : objects) {
+      exec(fmt::format("DROP {} IF EXISTS {}", type == "view" ? "VIEW" : "TABLE", quote_ident(name)),
+           fmt::format("cannot drop {} {}", type, name));
+    }
+    exec("COMMIT", "cannot commit the drop");
+  } catch (...) {
+    rollback_quietly();
+    if (foreign_keys) sqlite3_exec(handle(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr);
+    throw;
+  }
+  table_ready_ = false;
+  if (foreign_keys) exec("PRAGMA foreign_keys = ON", "cannot switch foreign keys back on");
+  exec("VACUUM", "cannot vacuum after dropping");
+}
+
+}  // namespace
+
+std::unique_ptr<Driver> open_sqlite(const Url& url) { return std::make_unique<SqliteDriver>(url); }
+
+}  // namespace dbstep::drivers

@@ -1,0 +1,2 @@
+DROP INDEX messages_channel_created;
+DROP TABLE messages;

@@ -1,0 +1,2 @@
+DROP INDEX reactions_user;
+DROP TABLE reactions;
