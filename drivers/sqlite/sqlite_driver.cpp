@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <string>
@@ -100,8 +101,17 @@ class SqliteDriver final : public Driver {
   // transactions. Throws Error(kMigrationFailed) locating the failing statement.
   void run_file(const Step& step, bool wrapped);
   Error database_error(std::string_view what) const;
+  // Opens the connection if the file exists (or `create`); returns whether it is open. Until
+  // something is written, a database file that does not exist is not created, so `version`, a
+  // failed run or a bad source never leaves an empty file behind.
+  bool open_connection(bool create);
 
   std::string path_;
+  std::string filename_;
+  int flags_ = 0;
+  bool memory_ = false;
+  std::vector<std::string> pragmas_;
+  int busy_ms_ = 15000;
   std::string table_;
   std::string quoted_table_;
   std::string index_name_;
@@ -118,9 +128,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
                             "sqlite:///ABSOLUTE/PATH",
                             url.redacted()));
   }
-  std::vector<std::string> pragmas;
   std::string uri_query;
-  std::optional<int> busy_ms;
   for (const auto& [key, value] : url.params()) {
     if (key == "x-migrations-table") {
       if (value.empty()) {
@@ -132,7 +140,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
     } else if (key.rfind("x-", 0) == 0) {
       // Unknown x- keys belong to other tools (golang-migrate drivers); ignored.
     } else if (key == "_foreign_keys" || key == "_fk") {
-      pragmas.push_back(fmt::format("PRAGMA foreign_keys = {}",
+      pragmas_.push_back(fmt::format("PRAGMA foreign_keys = {}",
                                     parse_bool_param(key, value) ? "ON" : "OFF"));
     } else if (key == "_journal_mode" || key == "_journal") {
       std::string mode = lower(value);
@@ -143,7 +151,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
                                 "WAL, OFF)",
                                 key, value));
       }
-      pragmas.push_back("PRAGMA journal_mode = " + mode);
+      pragmas_.push_back("PRAGMA journal_mode = " + mode);
     } else if (key == "_synchronous" || key == "_sync") {
       std::string mode = lower(value);
       if (mode != "off" && mode != "normal" && mode != "full" && mode != "extra" && mode != "0" &&
@@ -152,10 +160,10 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
                     fmt::format("{}={}: not a synchronous mode (OFF, NORMAL, FULL, EXTRA)", key,
                                 value));
       }
-      pragmas.push_back("PRAGMA synchronous = " + mode);
+      pragmas_.push_back("PRAGMA synchronous = " + mode);
     } else if (key == "_busy_timeout" || key == "_timeout") {
       try {
-        busy_ms = std::stoi(value);
+        busy_ms_ = std::stoi(value);
       } catch (const std::exception&) {
         throw Error(ErrorCode::kInvalidArgument,
                     fmt::format("{}={}: not a number of milliseconds", key, value));
@@ -168,20 +176,40 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
   quoted_table_ = quote_ident(table_);
   index_name_ = table_ == "schema_migrations" ? "version_unique" : table_ + "_version_unique";
 
-  std::string filename = path_;
-  int flags = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+  filename_ = path_;
+  flags_ = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+  memory_ = path_ == ":memory:" || !uri_query.empty();
   if (!uri_query.empty()) {
-    filename = "file:" + uri_escape_path(path_) + uri_query;
-    flags |= SQLite::OPEN_URI;
+    filename_ = "file:" + uri_escape_path(path_) + uri_query;
+    flags_ |= SQLite::OPEN_URI;
   }
+  std::error_code ec;
+  if (!memory_ && !std::filesystem::exists(path_, ec)) {
+    auto parent = std::filesystem::path(path_).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+      throw Error(ErrorCode::kDatabase,
+                  fmt::format("cannot open SQLite database {}: folder {} does not exist", path_,
+                              parent.string()));
+    }
+    return;  // created on first write
+  }
+  open_connection(true);
+}
+
+bool SqliteDriver::open_connection(bool create) {
+  if (db_) return true;
+  std::error_code ec;
+  if (!create && !memory_ && !std::filesystem::exists(path_, ec)) return false;
   try {
-    db_ = std::make_unique<SQLite::Database>(filename, flags);
-    db_->setBusyTimeout(busy_ms.value_or(15000));
-    for (const auto& p : pragmas) db_->exec(p);
+    db_ = std::make_unique<SQLite::Database>(filename_, flags_);
+    db_->setBusyTimeout(busy_ms_);
+    for (const auto& p : pragmas_) db_->exec(p);
   } catch (const SQLite::Exception& e) {
+    db_.reset();
     throw Error(ErrorCode::kDatabase,
                 fmt::format("cannot open SQLite database {}: {}", path_, e.what()));
   }
+  return true;
 }
 
 Error SqliteDriver::database_error(std::string_view what) const {
@@ -221,8 +249,8 @@ void SqliteDriver::lock(std::chrono::milliseconds timeout) {
   if (locked_) {
     throw Error(ErrorCode::kLocked, fmt::format("{} is already locked by this process", describe()));
   }
-  auto ms = std::min<std::int64_t>(timeout.count(), std::numeric_limits<int>::max());
-  sqlite3_busy_timeout(handle(), static_cast<int>(ms));
+  busy_ms_ = static_cast<int>(std::min<std::int64_t>(timeout.count(), std::numeric_limits<int>::max()));
+  if (db_) sqlite3_busy_timeout(handle(), busy_ms_);
   locked_ = true;
 }
 
@@ -282,7 +310,10 @@ void SqliteDriver::write_state(const DbState& state) {
   }
 }
 
-DbState SqliteDriver::state() { return read_state(); }
+DbState SqliteDriver::state() {
+  if (!open_connection(false)) return DbState{};
+  return read_state();
+}
 
 void SqliteDriver::run_file(const Step& step, bool wrapped) {
   const std::string& text = step.sql;
@@ -330,6 +361,7 @@ void SqliteDriver::run_file(const Step& step, bool wrapped) {
 }
 
 bool SqliteDriver::apply(const Step& step, const DbState& expected) {
+  open_connection(true);
   const DbState done{step.target, false};
   bool wrapped = !no_tx_wrap_ && !has_directive(step.sql, "dbstep:no-transaction");
   if (wrapped || !step.has_file()) {
@@ -399,6 +431,7 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
 }
 
 void SqliteDriver::set_state(const DbState& state) {
+  open_connection(true);
   begin_immediate();
   try {
     ensure_table();
@@ -412,6 +445,7 @@ void SqliteDriver::set_state(const DbState& state) {
 }
 
 void SqliteDriver::drop() {
+  if (!open_connection(false)) return;  // no file: nothing to drop
   // Foreign keys would make dropping a parent table fail (or cascade row by row); the pragma
   // cannot change inside a transaction, so it is switched off around it and restored.
   bool foreign_keys = false;

@@ -1,0 +1,1194 @@
+#include "drivers/postgres/postgres_driver.hpp"
+
+#include <libpq-fe.h>
+#include <pg_query.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "core/sql_text.hpp"
+
+namespace dbstep::drivers {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::string_view kDefaultTable = "schema_migrations";
+constexpr std::string_view kDefaultLockTable = "schema_lock";
+constexpr std::string_view kNoTransactionDirective = "dbstep:no-transaction";
+
+// ---------------------------------------------------------------------------------------------
+// golang-migrate's lock key.
+
+std::array<std::uint32_t, 256> make_crc_table() {
+  std::array<std::uint32_t, 256> table{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    table[i] = c;
+  }
+  return table;
+}
+
+std::uint32_t crc32_ieee(std::string_view data) {
+  static const auto table = make_crc_table();
+  std::uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char b : data) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small text helpers.
+
+// pq.QuoteIdentifier: cut at NUL, double '"', wrap in '"'.
+std::string quote_ident(std::string_view name) {
+  name = name.substr(0, name.find('\0'));
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+// libpq's messages span lines ("...failed: X\n\tIs the server running..."): one line for ours.
+std::string one_line(std::string_view s) {
+  std::string out;
+  bool space = false;
+  for (char c : trim(s)) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
+std::string format_duration(milliseconds d) {
+  if (d.count() % 1000 == 0) return fmt::format("{} s", d.count() / 1000);
+  if (d.count() > 1000) return fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1000.0);
+  return fmt::format("{} ms", d.count());
+}
+
+// Go's strconv.ParseBool, with its error text, as golang-migrate reports it.
+bool go_parse_bool(std::string_view key, std::string_view v) {
+  if (v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "true" || v == "True") return true;
+  if (v == "0" || v == "f" || v == "F" || v == "FALSE" || v == "false" || v == "False") return false;
+  throw Error(ErrorCode::kInvalidArgument,
+              fmt::format("unable to parse option {}: strconv.ParseBool: parsing \"{}\": invalid "
+                          "syntax",
+                          key, v));
+}
+
+std::int64_t parse_millis(std::string_view key, std::string_view v) {
+  std::int64_t out = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || out < 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("unable to parse option {}: \"{}\" is not a whole number of "
+                            "milliseconds (e.g. {}=15000)",
+                            key, v, key));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// libpq, wrapped.
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+struct ConnDeleter {
+  void operator()(PGconn* c) const noexcept { PQfinish(c); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+
+// A failed command, with the server's fields (empty when the failure was on the client side,
+// e.g. a lost connection).
+struct SqlFailure {
+  std::string sqlstate;
+  std::string message;  // primary message
+  std::string detail;
+  std::string hint;
+  std::string context;
+  int position = 0;      // 1-based character in the query sent, 0 when none
+  std::string verbose;   // the whole report, as psql would print it
+};
+
+std::string field(const PGresult* r, int code) {
+  const char* v = r ? PQresultErrorField(r, code) : nullptr;
+  return v ? std::string(v) : std::string();
+}
+
+SqlFailure failure_of(PGconn* conn, const PGresult* r) {
+  SqlFailure f;
+  if (r && PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)) {
+    f.sqlstate = field(r, PG_DIAG_SQLSTATE);
+    f.message = field(r, PG_DIAG_MESSAGE_PRIMARY);
+    f.detail = field(r, PG_DIAG_MESSAGE_DETAIL);
+    f.hint = field(r, PG_DIAG_MESSAGE_HINT);
+    f.context = field(r, PG_DIAG_CONTEXT);
+    std::string pos = field(r, PG_DIAG_STATEMENT_POSITION);
+    if (!pos.empty()) f.position = std::atoi(pos.c_str());
+    f.verbose = trim(PQresultErrorMessage(r));
+  } else {
+    f.message = one_line(r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r)
+                                                       : PQerrorMessage(conn));
+    if (f.message.empty()) f.message = "unknown error from libpq";
+    f.verbose = f.message;
+  }
+  return f;
+}
+
+// Sends `sql` (one or more statements) with the simple-query protocol. Returns the last result,
+// or the failure. COPY ... FROM STDIN is refused and COPY ... TO STDOUT drained, so the
+// connection is always ready for the next command afterwards.
+std::pair<ResultPtr, std::optional<SqlFailure>> run(PGconn* conn, const std::string& sql) {
+  ResultPtr r(PQexec(conn, sql.c_str()));
+  ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
+    if (st == PGRES_COPY_IN) {
+      PQputCopyEnd(conn, "dbstep cannot feed COPY ... FROM STDIN; use INSERT or COPY FROM a file");
+    } else {
+      char* buf = nullptr;
+      while (PQgetCopyData(conn, &buf, 0) > 0) PQfreemem(buf);
+    }
+    ResultPtr last;
+    std::optional<SqlFailure> failed;
+    while (PGresult* next = PQgetResult(conn)) {
+      ResultPtr n(next);
+      if (PQresultStatus(next) == PGRES_FATAL_ERROR && !failed) failed = failure_of(conn, next);
+      last = std::move(n);
+    }
+    return {std::move(last), std::move(failed)};
+  }
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+    return {std::move(r), std::nullopt};
+  }
+  return {nullptr, failure_of(conn, r.get())};
+}
+
+std::pair<ResultPtr, std::optional<SqlFailure>> run_params(
+    PGconn* conn, const std::string& sql, const std::vector<std::string>& params) {
+  std::vector<const char*> values;
+  for (const auto& p : params) values.push_back(p.c_str());
+  ResultPtr r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                           values.data(), nullptr, nullptr, 0));
+  ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return {std::move(r), std::nullopt};
+  return {nullptr, failure_of(conn, r.get())};
+}
+
+std::string value_at(const PGresult* r, int row, int col) {
+  if (!r || row >= PQntuples(r) || PQgetisnull(r, row, col)) return {};
+  return PQgetvalue(r, row, col);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection: URL -> libpq keywords.
+
+// libpq's connection keywords (host, port, sslmode, options ...), from libpq itself.
+const std::set<std::string>& libpq_keywords() {
+  static const std::set<std::string> keywords = [] {
+    std::set<std::string> out;
+    if (PQconninfoOption* opts = PQconndefaults()) {
+      for (PQconninfoOption* o = opts; o->keyword; ++o) out.insert(o->keyword);
+      PQconninfoFree(opts);
+    }
+    return out;
+  }();
+  return keywords;
+}
+
+// A server setting as one "-c name=value" of libpq's `options` (spaces and '\' escaped).
+std::string server_option(std::string_view name, std::string_view value) {
+  std::string out = "-c ";
+  for (char c : fmt::format("{}={}", name, value)) {
+    if (c == ' ' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+struct ConnectSpec {
+  std::vector<std::string> keywords;
+  std::vector<std::string> values;
+  std::vector<std::string> secrets;  // passwords to hide in every message
+  std::string url_path;              // golang-migrate's purl.Path ("/db"), URL form only
+};
+
+ConnectSpec connect_spec(const Url& url) {
+  ConnectSpec spec;
+  const std::string& text = url.text();
+  std::string_view rest = std::string_view(text).substr(url.scheme().size() + 1);
+  std::string_view head = rest.substr(0, rest.find('?'));
+  bool uri_form = head.substr(0, 2) == "//";
+
+  // libpq understands postgres:// and postgresql:// (and nothing else) as URLs; "key=value"
+  // strings come after "postgres:" and go to libpq as they are.
+  std::string base;
+  if (uri_form) {
+    base = "postgresql:" + std::string(head);
+    std::string_view after = head.substr(2);
+    std::string_view authority = after.substr(0, after.find('/'));
+    if (after.find('/') != std::string_view::npos) {
+      spec.url_path = percent_decode(after.substr(after.find('/')));
+    }
+    auto at = authority.rfind('@');
+    if (at != std::string_view::npos) {
+      std::string_view userinfo = authority.substr(0, at);
+      auto colon = userinfo.find(':');
+      if (colon != std::string_view::npos) {
+        std::string_view pw = userinfo.substr(colon + 1);
+        spec.secrets.emplace_back(pw);
+        spec.secrets.push_back(percent_decode(pw));
+      }
+    }
+  } else {
+    base = std::string(head);
+    static const std::regex pw(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s]+))",
+                               std::regex::icase);
+    for (std::sregex_iterator it(base.begin(), base.end(), pw), end; it != end; ++it) {
+      spec.secrets.push_back((*it)[2].matched ? (*it)[2].str() : (*it)[1].str());
+    }
+  }
+  spec.keywords.push_back("dbname");
+  spec.values.push_back(base.empty() ? std::string("postgresql://") : base);
+
+  std::string options;
+  bool has_app_name = false, has_encoding = false;
+  for (const auto& [key, value] : url.backend_params()) {
+    if (key == "password") spec.secrets.push_back(value);
+    if (key == "application_name" || key == "fallback_application_name") has_app_name = true;
+    if (key == "client_encoding") has_encoding = true;
+    if (key == "options") {
+      options += (options.empty() ? "" : " ") + value;
+    } else if (libpq_keywords().count(key)) {
+      spec.keywords.push_back(key);
+      spec.values.push_back(value);
+    } else if (key == "binary_parameters" || key == "disable_prepared_binary_result") {
+      // lib/pq's client-side switches: nothing to do for libpq.
+    } else {
+      // lib/pq sends unknown parameters (search_path, statement_timeout ...) to the server as
+      // settings; libpq would reject them, so they travel in `options`.
+      options += (options.empty() ? "" : " ") + server_option(key, value);
+    }
+  }
+  if (!options.empty()) {
+    spec.keywords.push_back("options");
+    spec.values.push_back(options);
+  }
+  if (!has_app_name) {
+    spec.keywords.push_back("fallback_application_name");
+    spec.values.push_back("dbstep");
+  }
+  if (!has_encoding) {
+    // PostgreSQL reports error positions in characters of the client encoding; files are UTF-8.
+    spec.keywords.push_back("client_encoding");
+    spec.values.push_back("UTF8");
+  }
+  return spec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migration text -> statements, with libpg_query (PostgreSQL 15's own parser and lexer).
+
+enum class TxControl { kNone, kBegin, kCommit, kOther };
+
+struct Statement {
+  std::size_t offset = 0;  // bytes into the file
+  std::size_t length = 0;
+  std::string no_transaction;  // why PostgreSQL refuses it in a transaction block, or empty
+  TxControl tx = TxControl::kNone;
+};
+
+struct Script {
+  std::vector<Statement> statements;
+  bool outside_transaction = false;
+};
+
+bool has_param(const nlohmann::json& body, std::string_view name) {
+  auto it = body.find("params");
+  if (it == body.end() || !it->is_array()) return false;
+  for (const auto& p : *it) {
+    auto d = p.find("DefElem");
+    if (d != p.end() && d->value("defname", "") == name) return true;
+  }
+  return false;
+}
+
+// The statements PostgreSQL 15 runs only outside a transaction block
+// (PreventInTransactionBlock), by parse-tree node.
+void classify(const std::string& node, const nlohmann::json& body, Statement& st) {
+  if (node == "TransactionStmt") {
+    std::string kind = body.value("kind", "");
+    bool plain = !body.contains("options") && !body.value("chain", false);
+    if ((kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") && plain) {
+      st.tx = TxControl::kBegin;
+    } else if (kind == "TRANS_STMT_COMMIT" && plain) {
+      st.tx = TxControl::kCommit;
+    } else if (kind == "TRANS_STMT_SAVEPOINT" || kind == "TRANS_STMT_RELEASE" ||
+               kind == "TRANS_STMT_ROLLBACK_TO") {
+      st.tx = TxControl::kNone;  // fine inside our transaction
+    } else {
+      st.tx = TxControl::kOther;
+    }
+  } else if (node == "IndexStmt" && body.value("concurrent", false)) {
+    st.no_transaction = "CREATE INDEX CONCURRENTLY";
+  } else if (node == "DropStmt" && body.value("concurrent", false)) {
+    st.no_transaction = "DROP INDEX CONCURRENTLY";
+  } else if (node == "ReindexStmt" &&
+             (has_param(body, "concurrently") ||
+              body.value("kind", "") == "REINDEX_OBJECT_SYSTEM" ||
+              body.value("kind", "") == "REINDEX_OBJECT_DATABASE")) {
+    st.no_transaction = "REINDEX";
+  } else if (node == "VacuumStmt" && body.value("is_vacuumcmd", false)) {
+    st.no_transaction = "VACUUM";
+  } else if (node == "AlterSystemStmt") {
+    st.no_transaction = "ALTER SYSTEM";
+  } else if (node == "CreatedbStmt") {
+    st.no_transaction = "CREATE DATABASE";
+  } else if (node == "DropdbStmt") {
+    st.no_transaction = "DROP DATABASE";
+  } else if (node == "CreateTableSpaceStmt") {
+    st.no_transaction = "CREATE TABLESPACE";
+  } else if (node == "DropTableSpaceStmt") {
+    st.no_transaction = "DROP TABLESPACE";
+  } else if (node == "CreateSubscriptionStmt") {
+    st.no_transaction = "CREATE SUBSCRIPTION";
+  } else if (node == "DropSubscriptionStmt") {
+    st.no_transaction = "DROP SUBSCRIPTION";
+  } else if (node == "AlterSubscriptionStmt" &&
+             body.value("kind", "") == "ALTER_SUBSCRIPTION_REFRESH") {
+    st.no_transaction = "ALTER SUBSCRIPTION ... REFRESH PUBLICATION";
+  } else if (node == "AlterDatabaseStmt" && body.contains("options") &&
+             body["options"].dump().find("\"tablespace\"") != std::string::npos) {
+    st.no_transaction = "ALTER DATABASE ... SET TABLESPACE";
+  } else if (node == "ClusterStmt" && !body.contains("relation")) {
+    st.no_transaction = "CLUSTER";
+  } else if (node == "DiscardStmt" && body.value("target", "") == "DISCARD_ALL") {
+    st.no_transaction = "DISCARD ALL";
+  }
+}
+
+// Parses `sql` (one statement or many). False when libpg_query cannot parse it, e.g. a syntax
+// error, or syntax newer than PostgreSQL 15: the server is the judge of those.
+bool parse_statements(const std::string& sql, std::size_t base, std::vector<Statement>& out) {
+  PgQueryParseResult r = pg_query_parse(sql.c_str());
+  struct Free {
+    PgQueryParseResult& r;
+    ~Free() { pg_query_free_parse_result(r); }
+  } free_result{r};
+  if (r.error) return false;
+  nlohmann::json tree = nlohmann::json::parse(r.parse_tree, nullptr, false);
+  if (tree.is_discarded()) return false;
+  auto stmts = tree.find("stmts");
+  if (stmts == tree.end()) return true;  // nothing but comments and whitespace
+  for (const auto& item : *stmts) {
+    Statement st;
+    auto loc = static_cast<std::size_t>(item.value("stmt_location", 0));
+    auto len = static_cast<std::size_t>(item.value("stmt_len", 0));
+    if (loc > sql.size()) loc = sql.size();
+    if (len == 0 || loc + len > sql.size()) len = sql.size() - loc;
+    st.offset = base + loc;
+    st.length = len;
+    auto node = item.find("stmt");
+    if (node != item.end() && node->is_object() && !node->empty()) {
+      classify(node->begin().key(), node->begin().value(), st);
+    }
+    out.push_back(std::move(st));
+  }
+  return true;
+}
+
+Script analyze(const Step& step) {
+  const std::string& text = step.sql;
+  if (text.find('\0') != std::string::npos) {
+    Error e(ErrorCode::kMigrationFailed,
+            fmt::format("migration {} ({}) contains a NUL byte; it is not SQL text",
+                        step.version, step.file));
+    e.file = step.file;
+    e.version = step.version;
+    throw e;
+  }
+  const std::size_t bom = bom_length(text);
+  const std::string body = text.substr(bom);
+  Script script;
+  std::vector<Statement> all;
+  if (!parse_statements(body, bom, all)) {
+    // Split with the lexer, which knows strings, $$ bodies and comments but no grammar, and
+    // classify each statement that the parser understands.
+    all.clear();
+    PgQuerySplitResult s = pg_query_split_with_scanner(body.c_str());
+    if (s.error) {
+      all.push_back(Statement{bom, body.size(), {}, TxControl::kNone});
+    } else {
+      for (int i = 0; i < s.n_stmts; ++i) {
+        auto loc = static_cast<std::size_t>(s.stmts[i]->stmt_location);
+        auto len = static_cast<std::size_t>(s.stmts[i]->stmt_len);
+        std::vector<Statement> one;
+        if (parse_statements(body.substr(loc, len), bom + loc, one) && one.size() == 1) {
+          one[0].length = len;
+          one[0].offset = bom + loc;
+          all.push_back(std::move(one[0]));
+        } else {
+          all.push_back(Statement{bom + loc, len, {}, TxControl::kNone});
+        }
+      }
+    }
+    pg_query_free_split_result(s);
+  }
+  for (auto& st : all) {
+    std::string_view sv = std::string_view(text).substr(st.offset, st.length);
+    if (skip_space_and_comments(sv) < sv.size()) script.statements.push_back(std::move(st));
+  }
+
+  bool no_tx = has_directive(text, kNoTransactionDirective);
+  std::size_t controls = 0;
+  for (const auto& st : script.statements) {
+    if (!st.no_transaction.empty()) no_tx = true;
+    if (st.tx != TxControl::kNone) ++controls;
+  }
+  auto& v = script.statements;
+  if (!no_tx && controls == 2 && v.size() >= 2 && v.front().tx == TxControl::kBegin &&
+      v.back().tx == TxControl::kCommit) {
+    // golang-migrate users often wrap a file in BEGIN; ... COMMIT; themselves. dbstep's own
+    // transaction does the same job, atomically with the version update: drop the wrapper.
+    v.erase(v.end() - 1);
+    v.erase(v.begin());
+  } else if (controls > 0) {
+    // Any other transaction control (several transactions, ROLLBACK, PREPARE TRANSACTION...)
+    // only makes sense as written: run the file outside a transaction.
+    no_tx = true;
+  }
+  script.outside_transaction = no_tx;
+  return script;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The driver.
+
+enum class LockStrategy { kAdvisory, kTable };
+
+struct Config {
+  std::string table = std::string(kDefaultTable);
+  std::optional<std::string> schema;  // from x-migrations-table-quoted
+  std::int64_t statement_timeout_ms = 0;
+  std::optional<milliseconds> lock_timeout;
+  LockStrategy lock_strategy = LockStrategy::kAdvisory;
+  std::string lock_table = std::string(kDefaultLockTable);
+};
+
+Config parse_config(const Url& url) {
+  Config c;
+  std::string table = url.param("x-migrations-table").value_or("");
+  bool quoted = false;
+  if (auto q = url.param("x-migrations-table-quoted"); q && !q->empty()) {
+    quoted = go_parse_bool("x-migrations-table-quoted", *q);
+  }
+  if (quoted) {
+    if (table.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "x-migrations-table-quoted is enabled but x-migrations-table is missing (for "
+                  "instance x-migrations-table=\"migrate\".\"schema_migrations\")");
+    }
+    if (table.front() != '"' || table.back() != '"' || table.size() < 2) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("x-migrations-table must be quoted (for instance "
+                              "'\"migrate\".\"schema_migrations\"') when "
+                              "x-migrations-table-quoted is enabled, current value is: {}",
+                              table));
+    }
+    static const std::regex part("\"(.*?)\"");
+    std::vector<std::string> parts;
+    for (std::sregex_iterator it(table.begin(), table.end(), part), end; it != end; ++it) {
+      parts.push_back((*it)[1].str());
+    }
+    if (parts.size() > 2) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("\"{}\" MigrationsTable contains too many dot characters", table));
+    }
+    if (parts.size() == 2) c.schema = parts[0];
+    c.table = parts.back();
+  } else if (!table.empty()) {
+    c.table = table;
+  }
+  if (c.table.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "x-migrations-table names an empty table name");
+  }
+  if (auto v = url.param("x-statement-timeout"); v && !v->empty()) {
+    c.statement_timeout_ms = parse_millis("x-statement-timeout", *v);
+  }
+  if (auto v = url.param("x-lock-timeout"); v && !v->empty()) {
+    c.lock_timeout = milliseconds(parse_millis("x-lock-timeout", *v));
+  }
+  if (auto v = url.param("x-multi-statement"); v && !v->empty()) {
+    go_parse_bool("x-multi-statement", *v);  // validated as golang-migrate does, then ignored
+  }
+  if (auto v = url.param("x-lock-strategy"); v && !v->empty()) {
+    if (*v == "advisory") {
+      c.lock_strategy = LockStrategy::kAdvisory;
+    } else if (*v == "table") {
+      c.lock_strategy = LockStrategy::kTable;
+    } else {
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("unknown lock strategy \"{}\" in x-lock-strategy (use advisory or "
+                              "table)",
+                              *v));
+    }
+  }
+  if (auto v = url.param("x-lock-table"); v && !v->empty()) c.lock_table = *v;
+  return c;
+}
+
+class PostgresDriver final : public Driver {
+ public:
+  PostgresDriver(const Url& url, Config config);
+  ~PostgresDriver() override;
+  PostgresDriver(const PostgresDriver&) = delete;
+  PostgresDriver& operator=(const PostgresDriver&) = delete;
+
+  void lock(milliseconds timeout) override;
+  void unlock() override;
+  DbState state() override;
+  bool apply(const Step& step, const DbState& expected) override;
+  void set_state(const DbState& state) override;
+  void drop() override;
+  std::string describe() const override { return described_; }
+
+ private:
+  // Hides every password this driver knows of in `text`.
+  std::string scrub(std::string_view text) const;
+  [[noreturn]] void fail(std::string_view doing, const SqlFailure& f) const;
+  // Runs `sql`; throws Error(kDatabase) saying what we were `doing` when it fails.
+  ResultPtr exec(const std::string& sql, std::string_view doing);
+  ResultPtr exec_params(const std::string& sql, const std::vector<std::string>& params,
+                        std::string_view doing);
+  // ROLLBACK if a transaction is open; never throws.
+  void rollback_quietly() noexcept;
+
+  std::string table_name() const { return quote_ident(table_schema_) + "." + quote_ident(cfg_.table); }
+  std::string lock_table_name() const {
+    return quote_ident(schema_) + "." + quote_ident(cfg_.lock_table);
+  }
+
+  // Inside an open transaction: creates the version table when missing, then locks it against
+  // writers (readers still see the committed state) and reads it.
+  DbState read_state_for_update();
+  // Inside an open transaction: replaces the table's row with `state`.
+  void write_rows(const DbState& state);
+  // {expected} -> {next} in a transaction of its own; false when the state is not `expected`.
+  bool write_state_checked(const DbState& expected, const DbState& next);
+  void commit(std::string_view doing);
+
+  bool apply_in_transaction(const Step& step, const Script& script, const DbState& expected);
+  bool apply_outside_transaction(const Step& step, const Script& script,
+                                 const DbState& expected);
+  // Runs one statement of a migration; throws the Error(kMigrationFailed) locating a failure.
+  void run_statement(const Step& step, const Statement& st);
+  Error migration_error(const Step& step, const Statement* st, const SqlFailure& f,
+                        std::string_view at = "") const;
+
+  void lock_advisory(milliseconds timeout);
+  void lock_table(milliseconds timeout);
+  [[noreturn]] void advisory_timeout(milliseconds waited, std::uint32_t key);
+
+  Config cfg_;
+  ConnectSpec spec_;
+  std::string described_;
+  ConnPtr conn_;
+  std::string database_;      // current_database()
+  std::string schema_;        // current_schema()
+  std::string table_schema_;  // where the version table lives: schema_ or the quoted one
+  std::vector<std::uint32_t> lock_keys_;
+  bool locked_ = false;
+  bool table_ready_ = false;  // the version table is known to exist
+};
+
+PostgresDriver::PostgresDriver(const Url& url, Config config)
+    : cfg_(std::move(config)), spec_(connect_spec(url)) {
+  described_ = scrub(url.without_custom_params());
+  std::vector<const char*> keys, values;
+  for (std::size_t i = 0; i < spec_.keywords.size(); ++i) {
+    keys.push_back(spec_.keywords[i].c_str());
+    values.push_back(spec_.values[i].c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  conn_.reset(PQconnectdbParams(keys.data(), values.data(), 1));
+  if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
+    std::string why = conn_ ? one_line(PQerrorMessage(conn_.get())) : "out of memory";
+    throw Error(ErrorCode::kDatabase,
+                fmt::format("cannot connect to PostgreSQL at {}: {}", described_, scrub(why)));
+  }
+  // Notices (NOTICE: ... does not exist, skipping) are not dbstep's output.
+  PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
+
+  if (cfg_.statement_timeout_ms > 0) {
+    exec(fmt::format("SET statement_timeout = {}", cfg_.statement_timeout_ms),
+         "setting x-statement-timeout");
+  }
+  auto r = exec("SELECT current_database(), current_schema()", "reading the current schema");
+  database_ = value_at(r.get(), 0, 0);
+  if (PQgetisnull(r.get(), 0, 1)) {
+    throw Error(ErrorCode::kDatabase,
+                fmt::format("no schema: no schema on the search_path of {} exists, so there is "
+                            "nowhere to keep the version table; create one or set search_path",
+                            described_));
+  }
+  schema_ = value_at(r.get(), 0, 1);
+  table_schema_ = cfg_.schema.value_or(schema_);
+
+  // The key golang-migrate's library computes (with current_database()), and the one its CLI
+  // computes from the URL's path ("/dbname"): holding both excludes either.
+  auto add_key = [&](std::uint32_t k) {
+    if (std::find(lock_keys_.begin(), lock_keys_.end(), k) == lock_keys_.end()) {
+      lock_keys_.push_back(k);
+    }
+  };
+  if (cfg_.lock_strategy == LockStrategy::kAdvisory) {
+    add_key(advisory_lock_key(database_, {table_schema_, cfg_.table}));
+    if (!spec_.url_path.empty()) add_key(advisory_lock_key(spec_.url_path, {table_schema_, cfg_.table}));
+  } else {
+    // golang-migrate's pgx driver keys its lock table by the database name alone.
+    add_key(advisory_lock_key(database_));
+    if (!spec_.url_path.empty()) add_key(advisory_lock_key(spec_.url_path));
+  }
+}
+
+PostgresDriver::~PostgresDriver() {
+  if (locked_) {
+    try {
+      unlock();
+    } catch (...) {
+      // The server releases session locks when the connection closes below.
+    }
+  }
+}
+
+std::string PostgresDriver::scrub(std::string_view text) const {
+  std::string s = redact_secrets(text);
+  for (const auto& secret : spec_.secrets) {
+    if (secret.size() < 3) continue;  // too short to tell from ordinary text
+    for (auto at = s.find(secret); at != std::string::npos; at = s.find(secret, at + 5)) {
+      s.replace(at, secret.size(), "xxxxx");
+    }
+  }
+  return s;
+}
+
+void PostgresDriver::fail(std::string_view doing, const SqlFailure& f) const {
+  std::string msg = f.message;
+  if (!f.sqlstate.empty()) msg += fmt::format(" (SQLSTATE {})", f.sqlstate);
+  if (!f.detail.empty()) msg += "; detail: " + f.detail;
+  if (!f.hint.empty()) msg += "; hint: " + f.hint;
+  Error e(ErrorCode::kDatabase, scrub(fmt::format("{} on {} failed: {}", doing, described_, msg)));
+  e.sqlstate = f.sqlstate;
+  e.detail = scrub(f.verbose);
+  throw e;
+}
+
+ResultPtr PostgresDriver::exec(const std::string& sql, std::string_view doing) {
+  auto [r, failed] = run(conn_.get(), sql);
+  if (failed) {
+    rollback_quietly();
+    fail(doing, *failed);
+  }
+  return std::move(r);
+}
+
+ResultPtr PostgresDriver::exec_params(const std::string& sql,
+                                      const std::vector<std::string>& params,
+                                      std::string_view doing) {
+  auto [r, failed] = run_params(conn_.get(), sql, params);
+  if (failed) {
+    rollback_quietly();
+    fail(doing, *failed);
+  }
+  return std::move(r);
+}
+
+void PostgresDriver::rollback_quietly() noexcept {
+  if (conn_ && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE &&
+      PQstatus(conn_.get()) == CONNECTION_OK) {
+    ResultPtr r(PQexec(conn_.get(), "ROLLBACK"));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock.
+
+void PostgresDriver::lock(milliseconds timeout) {
+  if (locked_) {
+    throw Error(ErrorCode::kLocked,
+                fmt::format("{} is already locked by this process", described_));
+  }
+  milliseconds wait = cfg_.lock_timeout.value_or(timeout);
+  if (wait.count() < 0) wait = milliseconds(0);
+  if (cfg_.lock_strategy == LockStrategy::kAdvisory) {
+    lock_advisory(wait);
+  } else {
+    lock_table(wait);
+  }
+  locked_ = true;
+}
+
+void PostgresDriver::lock_advisory(milliseconds timeout) {
+  const auto started = Clock::now();
+  const auto deadline = started + timeout;
+  std::vector<std::uint32_t> held;
+  auto release = [&] {
+    for (auto k : held) {
+      ResultPtr r(PQexec(conn_.get(), fmt::format("SELECT pg_advisory_unlock({})", k).c_str()));
+    }
+  };
+  for (auto key : lock_keys_) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    bool got = false;
+    if (left.count() <= 0) {
+      auto r = exec(fmt::format("SELECT pg_try_advisory_lock({})", key), "taking the migration lock");
+      got = value_at(r.get(), 0, 0) == "t";
+    } else {
+      // The server waits for us, bounded by lock_timeout; the lock outlives the transaction.
+      auto [r, failed] = run(conn_.get(),
+                             fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
+                                         "SET LOCAL lock_timeout = {}; "
+                                         "SELECT pg_advisory_lock({}); COMMIT",
+                                         left.count(), key));
+      if (failed) {
+        rollback_quietly();
+        if (failed->sqlstate != "55P03") {  // lock_not_available: the wait timed out
+          release();
+          fail("taking the migration lock", *failed);
+        }
+      } else {
+        got = true;
+      }
+    }
+    if (!got) {
+      release();
+      advisory_timeout(std::chrono::duration_cast<milliseconds>(Clock::now() - started), key);
+    }
+    held.push_back(key);
+  }
+}
+
+void PostgresDriver::advisory_timeout(milliseconds waited, std::uint32_t key) {
+  std::string holder = "another session holds it";
+  auto [r, failed] = run_params(
+      conn_.get(),
+      "SELECT l.pid, a.application_name, host(a.client_addr), a.usename, "
+      "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), a.state, "
+      "to_char(a.state_change AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+      "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+      "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+      "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+      "AND l.classid::bigint = 0 AND l.objid::bigint = $1::bigint "
+      "AND l.pid <> pg_backend_pid() LIMIT 1",
+      {std::to_string(key)});
+  if (!failed && r && PQntuples(r.get()) > 0) {
+    std::string pid = value_at(r.get(), 0, 0);
+    std::vector<std::string> facts;
+    if (auto app = value_at(r.get(), 0, 1); !app.empty()) facts.push_back(fmt::format("application \"{}\"", app));
+    if (auto user = value_at(r.get(), 0, 3); !user.empty()) facts.push_back(fmt::format("user {}", user));
+    auto addr = value_at(r.get(), 0, 2);
+    facts.push_back(addr.empty() ? std::string("client on a local socket (or not visible to this user)")
+                                 : fmt::format("client {}", addr));
+    if (auto since = value_at(r.get(), 0, 4); !since.empty()) facts.push_back(fmt::format("connected since {} UTC", since));
+    if (auto st = value_at(r.get(), 0, 5); !st.empty()) {
+      facts.push_back(fmt::format("{} since {} UTC", st, value_at(r.get(), 0, 6)));
+    }
+    holder = fmt::format("PostgreSQL session {} holds it ({}); if that run is over or stuck, end "
+                         "it with SELECT pg_terminate_backend({})",
+                         pid, fmt::join(facts, ", "), pid);
+  }
+  Error e(ErrorCode::kLockTimeout,
+          scrub(fmt::format("timed out after {} waiting for the migration lock (advisory lock {}) "
+                            "on {}: {}",
+                            format_duration(waited), key, described_, holder)));
+  throw e;
+}
+
+void PostgresDriver::lock_table(milliseconds timeout) {
+  const auto started = Clock::now();
+  const auto deadline = started + timeout;
+  auto left_ms = [&] {
+    return std::max<std::int64_t>(
+        1, std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count());
+  };
+  // The lock table, created under the same timeout.
+  for (int attempt = 0;; ++attempt) {
+    auto [r, failed] = run(conn_.get(),
+                           fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
+                                       "SET LOCAL lock_timeout = {}; "
+                                       "CREATE TABLE IF NOT EXISTS {} "
+                                       "(lock_id BIGINT NOT NULL PRIMARY KEY); COMMIT",
+                                       left_ms(), lock_table_name()));
+    if (!failed) break;
+    rollback_quietly();
+    // Two processes creating it at once: one loses on the catalog's unique index; look again.
+    if ((failed->sqlstate == "23505" || failed->sqlstate == "42P07") && attempt < 3) continue;
+    if (failed->sqlstate == "55P03" || Clock::now() >= deadline) break;  // reported below
+    fail(fmt::format("creating the lock table {}", lock_table_name()), *failed);
+  }
+  std::string values;
+  for (auto k : lock_keys_) values += fmt::format("{}({})", values.empty() ? "" : ", ", k);
+  auto pause = milliseconds(20);
+  for (;;) {
+    auto [r, failed] = run(conn_.get(),
+                           fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
+                                       "SET LOCAL lock_timeout = {}; "
+                                       "INSERT INTO {} (lock_id) VALUES {} ON CONFLICT DO NOTHING",
+                                       left_ms(), lock_table_name(), values));
+    if (!failed && std::atoi(PQcmdTuples(r.get())) == static_cast<int>(lock_keys_.size())) {
+      commit("taking the migration lock");
+      return;
+    }
+    rollback_quietly();
+    if (failed && failed->sqlstate != "55P03" && failed->sqlstate != "42P01") {
+      fail("taking the migration lock", *failed);
+    }
+    if (Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::min(pause, std::chrono::duration_cast<milliseconds>(
+                                                    deadline - Clock::now())));
+    pause = std::min(pause * 2, milliseconds(500));
+  }
+  std::string ids = fmt::format("{}", fmt::join(lock_keys_, ", "));
+  throw Error(ErrorCode::kLockTimeout,
+              scrub(fmt::format("timed out after {} waiting for the migration lock on {}: the "
+                                "lock table {} holds lock_id {} for another process "
+                                "(x-lock-strategy=table cannot tell which). If no migration is "
+                                "running, a crashed run left it behind: DELETE FROM {} WHERE "
+                                "lock_id IN ({})",
+                                format_duration(std::chrono::duration_cast<milliseconds>(
+                                    Clock::now() - started)),
+                                described_, lock_table_name(), ids, lock_table_name(), ids)));
+}
+
+void PostgresDriver::unlock() {
+  if (!locked_) {
+    throw Error(ErrorCode::kLocked,
+                fmt::format("can't unlock {}, as not currently locked", described_));
+  }
+  locked_ = false;
+  if (cfg_.lock_strategy == LockStrategy::kAdvisory) {
+    std::string sql = "SELECT";
+    for (std::size_t i = 0; i < lock_keys_.size(); ++i) {
+      sql += fmt::format("{} pg_advisory_unlock({})", i ? "," : "", lock_keys_[i]);
+    }
+    exec(sql, "releasing the migration lock");
+  } else {
+    exec(fmt::format("DELETE FROM {} WHERE lock_id IN ({})", lock_table_name(),
+                     fmt::join(lock_keys_, ", ")),
+         "releasing the migration lock");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State.
+
+DbState parse_state(const PGresult* r, const std::string& where) {
+  DbState s;
+  if (!r || PQntuples(r) == 0) return s;
+  std::string v = value_at(r, 0, 0);
+  s.dirty = value_at(r, 0, 1) == "t";
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n < -1) {
+    throw Error(ErrorCode::kDatabase,
+                fmt::format("{} holds version {}, which is not a version (expected -1 or more)",
+                            where, v));
+  }
+  if (n >= 0) s.version = static_cast<Version>(n);
+  return s;
+}
+
+DbState PostgresDriver::state() {
+  const std::string sql = fmt::format("SELECT version, dirty FROM {} LIMIT 1", table_name());
+  auto [r, failed] = run(conn_.get(), sql);
+  if (failed) {
+    // No table (or no schema for a quoted name) is "nothing applied"; it is never created here.
+    if (failed->sqlstate == "42P01" || failed->sqlstate == "3F000") return DbState{};
+    fail(fmt::format("reading the version from {}", table_name()), *failed);
+  }
+  return parse_state(r.get(), table_name());
+}
+
+DbState PostgresDriver::read_state_for_update() {
+  if (!table_ready_) {
+    auto r = exec_params("SELECT to_regclass($1) IS NOT NULL", {table_name()},
+                         "looking for the version table");
+    if (value_at(r.get(), 0, 0) != "t") {
+      exec(fmt::format("CREATE TABLE IF NOT EXISTS {} (version bigint not null primary key, "
+                       "dirty boolean not null)",
+                       table_name()),
+           fmt::format("creating the version table {}", table_name()));
+    }
+  }
+  // Excludes other writers (golang-migrate and dbstep processes that skip the advisory lock
+  // included) until commit; plain SELECTs still read the committed version meanwhile.
+  auto r = exec(fmt::format("LOCK TABLE {0} IN SHARE ROW EXCLUSIVE MODE; "
+                            "SELECT version, dirty FROM {0} LIMIT 1",
+                            table_name()),
+                fmt::format("reading the version from {}", table_name()));
+  return parse_state(r.get(), table_name());
+}
+
+std::string version_literal(const OptVersion& v) {
+  if (!v) return "-1";
+  if (*v > static_cast<Version>(std::numeric_limits<std::int64_t>::max())) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("version {} does not fit in the bigint version column of PostgreSQL",
+                            *v));
+  }
+  return std::to_string(*v);
+}
+
+void PostgresDriver::write_rows(const DbState& s) {
+  std::string sql = fmt::format("DELETE FROM {}", table_name());
+  // golang-migrate's rule: {none, clean} is an empty table, {none, dirty} is the row (-1, true).
+  if (s.version || s.dirty) {
+    sql += fmt::format("; INSERT INTO {} (version, dirty) VALUES ({}, {})", table_name(),
+                       version_literal(s.version), s.dirty ? "true" : "false");
+  }
+  exec(sql, fmt::format("recording version {} in {}", to_string(s.version), table_name()));
+}
+
+void PostgresDriver::commit(std::string_view doing) {
+  exec("COMMIT", doing);
+  table_ready_ = true;
+}
+
+bool PostgresDriver::write_state_checked(const DbState& expected, const DbState& next) {
+  version_literal(next.version);  // fail before touching anything
+  exec("BEGIN", "starting a transaction");
+  if (read_state_for_update() != expected) {
+    rollback_quietly();
+    return false;
+  }
+  write_rows(next);
+  commit(fmt::format("recording version {}", to_string(next.version)));
+  return true;
+}
+
+void PostgresDriver::set_state(const DbState& s) {
+  version_literal(s.version);
+  exec("BEGIN", "starting a transaction");
+  read_state_for_update();
+  write_rows(s);
+  commit(fmt::format("recording version {}", to_string(s.version)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations.
+
+Error PostgresDriver::migration_error(const Step& step, const Statement* st, const SqlFailure& f,
+                                      std::string_view at) const {
+  const std::string& text = step.sql;
+  std::string where;
+  TextPosition pos{0, 0};
+  std::string statement;
+  if (st) {
+    std::string_view sv = std::string_view(text).substr(st->offset, st->length);
+    statement = trim(sv.substr(skip_space_and_comments(sv)));
+    std::size_t offset;
+    if (f.position > 0) {
+      // PostgreSQL counts characters from 1 in the text we sent: this statement.
+      offset = st->offset + byte_offset_of_char(sv, static_cast<std::size_t>(f.position - 1));
+      pos = position_at(text, offset);
+      where = fmt::format("at line {}, column {}", pos.line, pos.column);
+    } else {
+      offset = st->offset + skip_space_and_comments(sv);
+      pos = position_at(text, offset);
+      where = fmt::format("in the statement at line {}, column {}", pos.line, pos.column);
+    }
+  } else {
+    where = std::string(at);
+  }
+  std::string msg = f.message;
+  if (!f.sqlstate.empty()) msg += fmt::format(" (SQLSTATE {})", f.sqlstate);
+  if (!f.detail.empty()) msg += "; detail: " + one_line(f.detail);
+  if (!f.hint.empty()) msg += "; hint: " + one_line(f.hint);
+  if (!f.context.empty()) msg += "; context: " + one_line(f.context);
+  Error e(ErrorCode::kMigrationFailed,
+          scrub(fmt::format("migration {} ({}) failed {}: {}", step.version, step.file, where,
+                            msg)));
+  e.file = step.file;
+  e.version = step.version;
+  e.line = pos.line;
+  e.column = pos.column;
+  e.sqlstate = f.sqlstate;
+  e.detail = scrub(f.verbose);
+  e.statement = scrub(statement);
+  return e;
+}
+
+void PostgresDriver::run_statement(const Step& step, const Statement& st) {
+  auto [r, failed] = run(conn_.get(), step.sql.substr(st.offset, st.length));
+  if (failed) {
+    Error e = migration_error(step, &st, *failed);
+    rollback_quietly();
+    throw e;
+  }
+}
+
+bool PostgresDriver::apply(const Step& step, const DbState& expected) {
+  const DbState done{step.target, false};
+  if (!step.has_file()) return write_state_checked(expected, done);
+  Script script = analyze(step);
+  version_literal(step.target);
+  if (script.outside_transaction) return apply_outside_transaction(step, script, expected);
+  return apply_in_transaction(step, script, expected);
+}
+
+bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script,
+                                          const DbState& expected) {
+  exec("BEGIN", "starting a transaction");
+  if (read_state_for_update() != expected) {
+    rollback_quietly();
+    return false;
+  }
+  for (const auto& st : script.statements) run_statement(step, st);
+  write_rows(DbState{step.target, false});
+  auto [r, failed] = run(conn_.get(), "COMMIT");
+  if (failed) {
+    // Deferred constraints are checked here, after the last statement.
+    rollback_quietly();
+    throw migration_error(step, nullptr, *failed, "at COMMIT");
+  }
+  table_ready_ = true;
+  return true;
+}
+
+bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& script,
+                                               const DbState& expected) {
+  // golang-migrate's dirty protocol: whatever happens between the two writes is visible.
+  if (!write_state_checked(expected, DbState{step.target, true})) return false;
+  for (const auto& st : script.statements) run_statement(step, st);
+  if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+    rollback_quietly();
+    SqlFailure f;
+    f.message = "the file opens a transaction (BEGIN) that it does not end (COMMIT); it was "
+                "rolled back";
+    f.verbose = f.message;
+    throw migration_error(step, nullptr, f, "at its end");
+  }
+  exec("BEGIN", "starting a transaction");
+  write_rows(DbState{step.target, false});
+  commit(fmt::format("recording version {}", to_string(step.target)));
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// drop.
+
+void PostgresDriver::drop() {
+  // Everything in the current schema that is not part of an extension, in an order that lets
+  // CASCADE and IF EXISTS absorb dependencies: relations, free sequences, routines, types.
+  const std::string list_sql = R"SQL(
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = current_schema()),
+ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
+SELECT kind, name FROM (
+  SELECT 1 AS ord,
+         CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                        WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END AS kind,
+         format('%I.%I', current_schema(), c.relname) AS name
+    FROM pg_class c
+   WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+     AND NOT (c.relkind IN ('r', 'p') AND c.relname = $1)
+  UNION ALL
+  SELECT 2, 'SEQUENCE', format('%I.%I', current_schema(), c.relname)
+    FROM pg_class c
+   WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind = 'S'
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                     AND d.objid = c.oid AND d.deptype IN ('e', 'a', 'i'))
+  UNION ALL
+  SELECT 3, CASE p.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+         format('%I.%I(%s)', current_schema(), p.proname, pg_get_function_identity_arguments(p.oid))
+    FROM pg_proc p
+   WHERE p.pronamespace = (SELECT oid FROM ns)
+     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+  UNION ALL
+  SELECT 4, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+         format('%I.%I', current_schema(), t.typname)
+    FROM pg_type t
+   WHERE t.typnamespace = (SELECT oid FROM ns)
+     AND (t.typtype IN ('d', 'e', 'r')
+          OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+          OR (t.typtype = 'b' AND t.typcategory <> 'A'))
+     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
+) o ORDER BY ord, name)SQL";
+  std::string keep = cfg_.lock_strategy == LockStrategy::kTable ? cfg_.lock_table : std::string();
+  exec("BEGIN", "starting a transaction");
+  auto r = exec_params(list_sql, {keep}, fmt::format("listing the objects in schema {}", schema_));
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    std::string kind = value_at(r.get(), i, 0);
+    std::string name = value_at(r.get(), i, 1);
+    exec(fmt::format("DROP {} IF EXISTS {} CASCADE", kind, name),
+         fmt::format("dropping {} {}", kind, name));
+  }
+  exec(fmt::format("DROP TABLE IF EXISTS {} CASCADE", table_name()),
+       fmt::format("dropping the version table {}", table_name()));
+  exec("COMMIT", "dropping everything");
+  table_ready_ = false;
+}
+
+}  // namespace
+
+std::uint32_t advisory_lock_key(std::string_view database_name,
+                                std::initializer_list<std::string_view> additional) {
+  std::string s;
+  for (auto part : additional) {
+    s += part;
+    s += '\0';
+  }
+  s += database_name;
+  return crc32_ieee(s) * 1486364155u;
+}
+
+std::unique_ptr<Driver> open_postgres(const Url& url) {
+  Config config = parse_config(url);
+  try {
+    return std::make_unique<PostgresDriver>(url, std::move(config));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kInternal,
+                fmt::format("opening {}: {}", url.redacted(), redact_secrets(e.what())));
+  }
+}
+
+}  // namespace dbstep::drivers

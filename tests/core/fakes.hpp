@@ -1,0 +1,106 @@
+#pragma once
+// In-memory Source and Driver for the engine's tests (golang-migrate's stub source and stub
+// database, after leveldb's FaultInjectionTestEnv): the source returns each file's body from a
+// map; the driver records every body it "runs", keeps the state in memory, honours apply()'s
+// state check, and can be told to fail a body, to leave a failure dirty, to hold its lock, or to
+// let "another process" move the state before a step.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/driver.hpp"
+#include "core/error.hpp"
+#include "core/source.hpp"
+
+namespace dbstep::testing {
+
+class FakeSource final : public Source {
+ public:
+  explicit FakeSource(std::map<std::string, std::string> files) : files_(std::move(files)) {}
+  std::vector<std::string> list() override {
+    std::vector<std::string> names;
+    for (const auto& [n, b] : files_) names.push_back(n);
+    return names;
+  }
+  std::string read(std::string_view name) override {
+    auto it = files_.find(std::string(name));
+    if (it == files_.end()) throw Error(ErrorCode::kSourceUnavailable, "no such file");
+    ++reads;
+    return it->second;
+  }
+  std::string describe() const override { return "fake source"; }
+  int reads = 0;
+
+ private:
+  std::map<std::string, std::string> files_;
+};
+
+// golang-migrate's fixture (§6.1): versions {1 u+d, 3 u, 4 u+d, 5 d, 7 u+d}, bodies
+// "CREATE n" / "DROP n".
+inline std::map<std::string, std::string> gm_fixture() {
+  return {{"1_foobar.up.sql", "CREATE 1"},   {"1_foobar.down.sql", "DROP 1"},
+          {"3_foobar.up.sql", "CREATE 3"},   {"4_foobar.up.sql", "CREATE 4"},
+          {"4_foobar.down.sql", "DROP 4"},   {"5_foobar.down.sql", "DROP 5"},
+          {"7_foobar.up.sql", "CREATE 7"},   {"7_foobar.down.sql", "DROP 7"}};
+}
+
+class FakeDriver final : public Driver {
+ public:
+  void lock(std::chrono::milliseconds timeout) override {
+    if (locked) throw Error(ErrorCode::kLocked, "already locked");
+    if (held_elsewhere) {
+      throw Error(ErrorCode::kLockTimeout,
+                  fmt::format("timeout: can't acquire database lock within {} ms",
+                              timeout.count()));
+    }
+    locked = true;
+    ++lock_count;
+  }
+  void unlock() override {
+    if (!locked) throw Error(ErrorCode::kLocked, "can't unlock, as not currently locked");
+    locked = false;
+  }
+  DbState state() override { return current; }
+  bool apply(const Step& step, const DbState& expected) override {
+    if (before_apply) before_apply(*this, step);
+    if (current != expected) return false;
+    if (step.has_file()) {
+      if (step.sql == fail_body) {
+        if (failure_leaves_dirty) current = DbState{step.target, true};
+        Error e(ErrorCode::kMigrationFailed,
+                fmt::format("migration {} ({}) failed at line 1, column 1: boom", step.version,
+                            step.file));
+        e.file = step.file;
+        e.version = step.version;
+        e.line = 1;
+        e.column = 1;
+        throw e;
+      }
+      executed.push_back(step.sql);
+    }
+    current = DbState{step.target, false};
+    return true;
+  }
+  void set_state(const DbState& s) override { current = s; }
+  void drop() override {
+    executed.push_back("DROP");
+    current = DbState{};
+  }
+  std::string describe() const override { return "fake database"; }
+
+  DbState current;
+  std::vector<std::string> executed;
+  bool locked = false;
+  bool held_elsewhere = false;
+  int lock_count = 0;
+  std::string fail_body;
+  bool failure_leaves_dirty = false;
+  std::function<void(FakeDriver&, const Step&)> before_apply;
+};
+
+}  // namespace dbstep::testing

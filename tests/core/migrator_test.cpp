@@ -1,0 +1,353 @@
+// The engine against the fake driver: golang-migrate's TestMigrate, TestSteps, TestUpAndDown and
+// dirty cases (migrate_test.go), then what dbstep adds: failures reported in the Result with what
+// was applied, graceful stop, lock errors, and another process moving the database mid-run.
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/migrator.hpp"
+#include "tests/core/fakes.hpp"
+
+namespace {
+
+using namespace dbstep;
+using testing::FakeDriver;
+using testing::FakeSource;
+
+struct Engine {
+  FakeSource* source;
+  FakeDriver* driver;
+  std::unique_ptr<Migrator> m;
+
+  explicit Engine(std::map<std::string, std::string> files = testing::gm_fixture(),
+                  MigratorOptions options = {}) {
+    auto s = std::make_unique<FakeSource>(std::move(files));
+    auto d = std::make_unique<FakeDriver>();
+    source = s.get();
+    driver = d.get();
+    m = std::make_unique<Migrator>(std::move(s), std::move(d), options);
+  }
+  std::vector<std::string>& seq() { return driver->executed; }
+  OptVersion version() { return driver->current.version; }
+};
+
+OptVersion none() { return std::nullopt; }
+using Seq = std::vector<std::string>;
+
+bool missing_version(const Result& r) {
+  return r.error && r.error->code() == ErrorCode::kMissingVersion;
+}
+
+}  // namespace
+
+TEST_CASE("engine: golang-migrate's TestMigrate") {
+  Engine e;
+  struct Row {
+    Version to;
+    bool missing;
+    OptVersion version;
+    Seq seq;
+  };
+  const std::vector<Row> rows = {
+      {0, true, none(), {}},
+      {1, false, 1, {"CREATE 1"}},
+      {2, true, 1, {"CREATE 1"}},
+      {3, false, 3, {"CREATE 1", "CREATE 3"}},
+      {4, false, 4, {"CREATE 1", "CREATE 3", "CREATE 4"}},
+      {5, false, 5, {"CREATE 1", "CREATE 3", "CREATE 4"}},  // no up file: no SQL
+      {6, true, 5, {"CREATE 1", "CREATE 3", "CREATE 4"}},
+      {7, false, 7, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7"}},
+      {8, true, 7, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7"}},
+      {6, true, 7, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7"}},
+      {5, false, 5, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7"}},
+      {4, false, 4, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7", "DROP 5"}},
+      {3, false, 3, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7", "DROP 5", "DROP 4"}},
+      {2, true, 3, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7", "DROP 5", "DROP 4"}},
+      {1, false, 1, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7", "DROP 5", "DROP 4"}},
+      {0, true, 1, {"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7", "DROP 5", "DROP 4"}},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.to);
+    Result r = e.m->migrate_to(row.to);
+    CHECK(missing_version(r) == row.missing);
+    if (!row.missing) CHECK(r.ok());
+    CHECK(e.version() == row.version);
+    CHECK(e.seq() == row.seq);
+  }
+  Seq expected = e.seq();
+  Result r = e.m->migrate_to(7);
+  CHECK(r.ok());
+  for (auto s : {"CREATE 3", "CREATE 4", "CREATE 7"}) expected.push_back(s);
+  CHECK(e.seq() == expected);
+  r = e.m->migrate_to(1);
+  for (auto s : {"DROP 7", "DROP 5", "DROP 4"}) expected.push_back(s);
+  CHECK(e.seq() == expected);
+  CHECK(e.version() == OptVersion{1});
+  r = e.m->migrate_to(1);  // no change: success with nothing applied
+  CHECK(r.ok());
+  CHECK(r.steps.empty());
+  CHECK(e.seq() == expected);
+}
+
+TEST_CASE("engine: golang-migrate's TestSteps") {
+  Engine e;
+  Result r = e.m->steps(0);
+  CHECK(r.ok());
+  CHECK(r.steps.empty());
+  CHECK(e.driver->lock_count == 0);  // Steps(0) takes no lock
+
+  r = e.m->steps(-1);  // at none: nothing to roll back, one short
+  CHECK(r.ok());
+  CHECK(r.short_by == 1);
+  CHECK(e.seq().empty());
+
+  const std::vector<OptVersion> ups = {1, 3, 4, 5, 7};
+  for (auto want : ups) {
+    r = e.m->steps(1);
+    CHECK(r.ok());
+    CHECK(e.version() == want);
+  }
+  CHECK(e.seq() == Seq{"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7"});
+  r = e.m->steps(1);  // at the last version
+  CHECK(r.short_by == 1);
+  CHECK(r.steps.empty());
+
+  const std::vector<std::pair<OptVersion, Seq>> downs = {
+      {5, {"DROP 7"}}, {4, {"DROP 5"}}, {3, {"DROP 4"}}, {1, {}}, {none(), {"DROP 1"}}};
+  for (const auto& [want, added] : downs) {
+    Seq before = e.seq();
+    r = e.m->steps(-1);
+    CHECK(r.ok());
+    CHECK(e.version() == want);
+    before.insert(before.end(), added.begin(), added.end());
+    CHECK(e.seq() == before);
+  }
+
+  e.seq().clear();
+  r = e.m->steps(4);
+  CHECK(e.version() == OptVersion{5});
+  CHECK(e.seq() == Seq{"CREATE 1", "CREATE 3", "CREATE 4"});
+  r = e.m->steps(2);  // applies 7, then one short
+  CHECK(e.version() == OptVersion{7});
+  CHECK(r.short_by == 1);
+  CHECK(r.steps.size() == 1);
+  CHECK(r.ok());
+  r = e.m->steps(-4);
+  CHECK(e.version() == OptVersion{1});
+  CHECK(e.seq() == Seq{"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7", "DROP 5", "DROP 4"});
+  r = e.m->steps(-2);  // applies DROP 1, then one short
+  CHECK(e.version() == none());
+  CHECK(r.short_by == 1);
+  CHECK(e.seq().back() == "DROP 1");
+}
+
+TEST_CASE("engine: golang-migrate's TestUpAndDown") {
+  Engine e;
+  CHECK(e.m->up().ok());
+  CHECK(e.seq() == Seq{"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7"});
+  CHECK(e.m->down().ok());
+  CHECK(e.seq() == Seq{"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7", "DROP 5",
+                       "DROP 4", "DROP 1"});
+  e.seq().clear();
+  CHECK(e.m->steps(1).ok());
+  CHECK(e.seq() == Seq{"CREATE 1"});
+  CHECK(e.m->up().ok());
+  CHECK(e.seq() == Seq{"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7"});
+  CHECK(e.m->steps(-1).ok());
+  CHECK(e.m->down().ok());
+  CHECK(e.seq() == Seq{"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7", "DROP 7", "DROP 5",
+                       "DROP 4", "DROP 1"});
+  CHECK(e.version() == none());
+  Result again = e.m->down();
+  CHECK(again.ok());
+  CHECK(again.steps.empty());
+  CHECK(e.m->up().ok());
+  Result current = e.m->up();
+  CHECK(current.ok());
+  CHECK(current.steps.empty());
+}
+
+TEST_CASE("engine: a dirty database is refused until forced") {
+  Engine e;
+  e.driver->set_state({0, true});
+  for (auto run : std::vector<std::function<Result()>>{
+           [&] { return e.m->migrate_to(1); }, [&] { return e.m->steps(1); },
+           [&] { return e.m->up(); }, [&] { return e.m->down(); }}) {
+    Result r = run();
+    REQUIRE(r.error);
+    CHECK(r.error->code() == ErrorCode::kDirty);
+    CHECK(std::string(r.error->what()).find("force") != std::string::npos);
+    CHECK(e.seq().empty());
+    CHECK_FALSE(e.driver->locked);  // released on the error path
+  }
+  e.m->force(1);
+  CHECK(e.driver->current == DbState{1, false});
+  e.m->force(7);
+  CHECK(e.driver->current == DbState{7, false});
+  e.m->force(std::nullopt);
+  CHECK(e.driver->current == DbState{});
+  // (none, dirty): what a failed first down leaves; Up() then reports dirty with version none.
+  e.driver->set_state({std::nullopt, true});
+  Result r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kDirty);
+  CHECK_FALSE(e.m->state().version.has_value());
+}
+
+TEST_CASE("engine: a failing migration is reported with what was applied before it") {
+  Engine e;
+  e.driver->fail_body = "CREATE 4";
+  Result r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kMigrationFailed);
+  CHECK(r.error->file == "4_foobar.up.sql");
+  CHECK(std::string(r.error->what()).find("the database is still at version 3") != std::string::npos);
+  REQUIRE(r.steps.size() == 2);
+  CHECK(r.steps[0].version == 1);
+  CHECK(r.steps[1].version == 3);
+  CHECK(r.from == none());
+  CHECK(r.to == OptVersion{3});
+  CHECK(e.version() == OptVersion{3});
+  CHECK_FALSE(e.driver->locked);
+
+  // A migration that ran outside a transaction leaves the database dirty, and says so.
+  Engine dirty;
+  dirty.driver->fail_body = "CREATE 3";
+  dirty.driver->failure_leaves_dirty = true;
+  r = dirty.m->up();
+  REQUIRE(r.error);
+  CHECK(std::string(r.error->what()).find("dirty at version 3") != std::string::npos);
+  CHECK(r.to == OptVersion{3});
+  CHECK(dirty.driver->current == DbState{3, true});
+}
+
+TEST_CASE("engine: a stop request lets the running migration finish and starts no other") {
+  std::atomic<bool> stop{false};
+  struct StopAfterFirst final : Observer {
+    std::atomic<bool>* stop;
+    void on_step_finished(const AppliedStep&) override { stop->store(true); }
+  } observer;
+  observer.stop = &stop;
+  MigratorOptions options;
+  options.stop = &stop;
+  options.observer = &observer;
+  Engine e(testing::gm_fixture(), options);
+  Result r = e.m->up();
+  CHECK(r.ok());
+  CHECK(r.stopped);
+  CHECK(r.steps.size() == 1);
+  CHECK(e.version() == OptVersion{1});
+  CHECK_FALSE(e.driver->locked);
+}
+
+TEST_CASE("engine: lock errors") {
+  Engine e;
+  e.driver->held_elsewhere = true;
+  Result r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kLockTimeout);
+  CHECK(e.seq().empty());
+  e.driver->held_elsewhere = false;
+  e.driver->locked = true;  // the lock is already held in this process
+  r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kLocked);
+}
+
+TEST_CASE("engine: another process moving the database mid-run is followed, not repeated") {
+  // Before migration 3 runs here, "another process" applies 3 and 4.
+  auto d = std::make_unique<FakeDriver>();
+  FakeDriver* driver = d.get();
+  bool moved = false;
+  driver->before_apply = [&](FakeDriver& fd, const Step& step) {
+    if (!moved && step.version == 3) {
+      moved = true;
+      fd.executed.push_back("CREATE 3 (other)");
+      fd.executed.push_back("CREATE 4 (other)");
+      fd.current = DbState{4, false};
+    }
+  };
+  std::vector<Plan> plans;
+  struct Recorder final : Observer {
+    std::vector<Plan>* plans;
+    void on_plan(const Plan& p) override { plans->push_back(p); }
+  } rec;
+  rec.plans = &plans;
+  MigratorOptions options;
+  options.observer = &rec;
+  Migrator m(std::make_unique<FakeSource>(testing::gm_fixture()), std::move(d), options);
+  Result r = m.up();
+  CHECK(r.ok());
+  CHECK(r.concurrent);
+  CHECK(driver->executed == Seq{"CREATE 1", "CREATE 3 (other)", "CREATE 4 (other)", "CREATE 7"});
+  CHECK(driver->current == DbState{7, false});
+  REQUIRE(plans.size() == 2);
+  CHECK(plans[1].replanned);
+  CHECK(plans[1].from == OptVersion{4});
+  REQUIRE(r.steps.size() == 3);  // 1, then 5 (no file) and 7 after re-planning
+  CHECK(r.steps[1].version == 5);
+  CHECK(r.steps[2].version == 7);
+
+  // When the other process already went past the goal, the run ends without doing anything.
+  auto d2 = std::make_unique<FakeDriver>();
+  d2->before_apply = [](FakeDriver& fd, const Step&) {
+    if (fd.current.version == OptVersion{1}) fd.current = DbState{7, false};
+  };
+  FakeDriver* driver2 = d2.get();
+  driver2->current = DbState{1, false};
+  Migrator m2(std::make_unique<FakeSource>(testing::gm_fixture()), std::move(d2));
+  r = m2.steps(1);
+  CHECK(r.ok());
+  CHECK(r.concurrent);
+  CHECK(r.steps.empty());
+  CHECK(driver2->executed.empty());
+}
+
+TEST_CASE("engine: events arrive in order and pending/needs_migration agree with the plan") {
+  struct Log final : Observer {
+    std::vector<std::string> events;
+    void on_locked(std::chrono::nanoseconds) override { events.push_back("locked"); }
+    void on_plan(const Plan& p) override { events.push_back(fmt::format("plan {}", p.steps.size())); }
+    void on_step_started(const PlannedStep& s) override { events.push_back(fmt::format("start {}", s.version)); }
+    void on_step_finished(const AppliedStep& s) override { events.push_back(fmt::format("done {}", s.version)); }
+  } log;
+  MigratorOptions options;
+  options.observer = &log;
+  Engine e(testing::gm_fixture(), options);
+  CHECK(e.m->needs_migration());
+  CHECK(e.m->pending().size() == 5);
+  e.m->steps(2);
+  CHECK(log.events == std::vector<std::string>{"locked", "plan 2", "start 1", "done 1", "start 3", "done 3"});
+  CHECK(e.m->pending().size() == 3);
+  e.m->up();
+  CHECK_FALSE(e.m->needs_migration());
+  CHECK(e.m->pending().empty());
+  // Bodies are read only for the migrations that run.
+  CHECK(e.source->reads == 4);
+}
+
+TEST_CASE("engine: a version the source does not know is named") {
+  Engine e;
+  e.driver->set_state({2, false});
+  Result r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kMissingVersion);
+  CHECK(std::string(r.error->what()).find("no migration found for version 2") != std::string::npos);
+}
+
+TEST_CASE("engine: duplicate files fail when the Migrator is made, naming both") {
+  auto files = testing::gm_fixture();
+  files["1_other.up.sql"] = "CREATE 1 again";
+  try {
+    Migrator m(std::make_unique<FakeSource>(files), std::make_unique<FakeDriver>());
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kDuplicateMigration);
+    CHECK(std::string(e.what()).find("1_foobar.up.sql") != std::string::npos);
+    CHECK(std::string(e.what()).find("1_other.up.sql") != std::string::npos);
+  }
+}

@@ -1,0 +1,155 @@
+// File names (golang-migrate's source/parse_test.go vectors), the index, URLs and SQL text
+// positions (golang-migrate's computeLineFromPos vectors).
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "core/error.hpp"
+#include "core/migration.hpp"
+#include "core/sql_text.hpp"
+#include "core/url.hpp"
+
+using namespace dbstep;
+
+TEST_CASE("parse_file_name: golang-migrate's vectors") {
+  struct Row {
+    const char* name;
+    Version version;
+    const char* identifier;
+    Direction direction;
+  };
+  const Row rows[] = {
+      {"1_foobar.up.sql", 1, "foobar", Direction::kUp},
+      {"1_foobar.down.sql", 1, "foobar", Direction::kDown},
+      {"1_f-o_ob+ar.up.sql", 1, "f-o_ob+ar", Direction::kUp},
+      {"1485385885_foobar.up.sql", 1485385885, "foobar", Direction::kUp},
+      {"20170412214116_date_foobar.up.sql", 20170412214116ULL, "date_foobar", Direction::kUp},
+      {"0001_leading_zeros.down.sql", 1, "leading_zeros", Direction::kDown},
+      {"2_.up.sql", 2, "", Direction::kUp},
+      {"3_a.up.b.down.sql", 3, "a.up.b", Direction::kDown},  // greedy identifier
+      {"4_x.up.", 4, "x", Direction::kUp},                     // empty extension
+      {"18446744073709551615_max.up.sql", 18446744073709551615ULL, "max", Direction::kUp},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.name);
+    auto f = parse_file_name(r.name);
+    REQUIRE(f);
+    CHECK(f->version == r.version);
+    CHECK(f->identifier == r.identifier);
+    CHECK(f->direction == r.direction);
+    CHECK(f->name == r.name);
+  }
+  for (const char* bad : {"-1_foobar.up.sql", "foobar.up.sql", "1.up.sql", "1_foobar.sql",
+                          "1_foobar.up", "1_foobar.down", "README.md", "", "_1.up.sql"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_file_name(bad));
+  }
+  CHECK_THROWS_AS(parse_file_name("18446744073709551616_too_big.up.sql"), Error);
+}
+
+TEST_CASE("MigrationIndex: order, neighbours, duplicates") {
+  auto idx = MigrationIndex::build({"7_g.up.sql", "1_a.up.sql", "1_a.down.sql", "3_c.up.sql",
+                                    "notes.txt", "5_e.down.sql"},
+                                   "test");
+  CHECK(idx.size() == 4);
+  CHECK(idx.first() == OptVersion{1});
+  CHECK(idx.last() == OptVersion{7});
+  CHECK(idx.next(1) == OptVersion{3});
+  CHECK(idx.next(5) == OptVersion{7});
+  CHECK(idx.prev(7) == OptVersion{5});
+  CHECK_FALSE(idx.next(2));  // not in the index, though 3 exists
+  CHECK_FALSE(idx.prev(1));
+  CHECK_FALSE(idx.next(7));
+  CHECK(idx.find(5)->identifier() == "e");
+  CHECK_FALSE(idx.find(5)->up);
+  try {
+    MigrationIndex::build({"1_foo.up.sql", "1_bar.up.sql"}, "folder x");
+    FAIL("expected a duplicate error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kDuplicateMigration);
+    std::string m = e.what();
+    CHECK(m.find("duplicate migration file") != std::string::npos);
+    CHECK(m.find("1_foo.up.sql") != std::string::npos);
+    CHECK(m.find("1_bar.up.sql") != std::string::npos);
+    CHECK(m.find("folder x") != std::string::npos);
+  }
+  // The same version in both directions with different identifiers is allowed.
+  CHECK(MigrationIndex::build({"1_foo.up.sql", "1_bar.down.sql"}, "x").size() == 1);
+}
+
+TEST_CASE("Url: scheme, body, x- parameters, redaction") {
+  auto u = Url::parse("foo://host?a=b&x-custom=foo&c=d&ok=y");
+  CHECK(u.scheme() == "foo");
+  CHECK(u.without_custom_params() == "foo://host?a=b&c=d&ok=y");
+  CHECK(u.param("x-custom") == std::optional<std::string>("foo"));
+  CHECK(u.backend_params().size() == 3);
+  CHECK(Url::parse("protocol://path").scheme() == "protocol");
+  CHECK(Url::parse("mysql://user:pass@tcp(host:1337)/db").scheme() == "mysql");
+  CHECK_THROWS_AS(Url::parse(""), Error);
+  CHECK_THROWS_AS(Url::parse("hello"), Error);
+  CHECK(Url::parse("sqlite:///abs/x%20y.db?x-migrations-table=v").body() == "/abs/x y.db");
+  CHECK(Url::parse("postgres://bob:s3cret@db:5432/app?sslmode=disable").redacted() ==
+        "postgres://bob:xxxxx@db:5432/app?sslmode=disable");
+  CHECK(redact_secrets("host=db password=s3cret user=bob") == "host=db password=xxxxx user=bob");
+  CHECK(redact_secrets("postgres://db/app?password=s3cret&x=1") ==
+        "postgres://db/app?password=xxxxx&x=1");
+  CHECK(parse_bool_param("x", "TRUE"));
+  CHECK_FALSE(parse_bool_param("x", "0"));
+  CHECK_THROWS_AS(parse_bool_param("x-no-tx-wrap", "yeppers"), Error);
+}
+
+TEST_CASE("position_at: golang-migrate's computeLineFromPos vectors, LF, CRLF and non-ASCII") {
+  struct Row {
+    std::size_t pos;  // 1-based character position, as PostgreSQL reports it
+    const char* text;
+    std::uint32_t line, column;
+  };
+  const Row rows[] = {{15, "SELECT *\nFROM foo", 2, 6},       {16, "SELECT *\n\nFROM foo", 3, 6},
+                      {25, "SELECT *\nFROM foo\nWHERE x", 3, 7}, {27, "SELECT *\n\nFROM foo\n\nWHERE x", 5, 7},
+                      {10, "SELECT *\nFROMM foo", 2, 1},      {11, "SELECT *\n\nFROMM foo", 3, 1},
+                      {17, "SELECT *\nFROM foo", 2, 8}};
+  for (const auto& r : rows) {
+    for (bool crlf : {false, true}) {
+      for (bool umlaut : {false, true}) {
+        std::string text = r.text;
+        if (umlaut) {
+          auto at = text.find("FROM");
+          if (at != std::string::npos) text.replace(at, 4, "FR\xC3\x96M");
+        }
+        std::size_t pos = r.pos;
+        if (crlf) {
+          std::string with;
+          std::size_t newlines_before = 0, chars = 0;
+          for (char c : text) {
+            if (c == '\n') {
+              with += '\r';
+              if (chars < r.pos) ++newlines_before;
+            }
+            with += c;
+            if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++chars;
+          }
+          text = with;
+          pos += newlines_before;  // PostgreSQL counts the '\r' characters too
+        }
+        CAPTURE(text);
+        auto p = position_at(text, byte_offset_of_char(text, pos - 1));
+        CHECK(p.line == r.line);
+        CHECK(p.column == r.column);
+      }
+    }
+  }
+}
+
+TEST_CASE("sql_text: directives, keywords, byte-order mark") {
+  CHECK(has_directive("-- dbstep:no-transaction\nCREATE INDEX", "dbstep:no-transaction"));
+  CHECK(has_directive("\xEF\xBB\xBF/* header */\n-- x\n--dbstep:no-transaction\nSELECT 1", "dbstep:no-transaction"));
+  CHECK_FALSE(has_directive("SELECT 1; -- dbstep:no-transaction", "dbstep:no-transaction"));
+  CHECK_FALSE(has_directive("-- dbstep:no-transactions\nSELECT 1", "dbstep:no-transaction"));
+  CHECK(first_keyword("  -- c\n/* d */ begin;") == "BEGIN");
+  CHECK(first_keyword("-- only a comment") == "");
+  CHECK(bom_length("\xEF\xBB\xBFX") == 3);
+  CHECK(position_at("\xEF\xBB\xBFX", 3).column == 1);
+  CHECK(statement_excerpt("  SELECT 1  \n") == "SELECT 1");
+  CHECK(statement_excerpt("SELECT 123456", 6) == "SELECT...");
+}

@@ -1,0 +1,3 @@
+﻿CREATE TABLE crlf (x int);
+INSERT INTO crlf VALUES (1);
+-- no newline at the end

@@ -1,0 +1,289 @@
+#pragma once
+// The driver conformance suite: the same cases on every driver (golang-migrate's
+// database/testing.Test, plus the transaction, state-check and error-location rules that dbstep
+// adds). A driver's test file defines a fixture type F and invokes the suite:
+//
+//   TEST_CASE_TEMPLATE_INVOKE(driver_conformance, SqliteFixture);
+//
+// F must provide:
+//   F()                                       a fresh, empty database of its own
+//   std::unique_ptr<dbstep::Driver> open(std::string_view params = "")
+//                                             a new driver (connection) on that database; params
+//                                             are URL query parameters ("x-migrations-table=foo")
+//   std::int64_t query_int(std::string_view sql)   a scalar query through another connection
+//   bool table_exists(std::string_view name)       a table or view of that name exists
+//   void exec(std::string_view sql)                runs SQL through another connection
+//   static constexpr const char* kName
+// The SQL below is written to mean the same on SQLite and PostgreSQL.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/driver.hpp"
+#include "core/error.hpp"
+
+namespace dbstep::testing {
+
+inline Step make_step(Version version, OptVersion target, std::string file, std::string sql,
+                      Direction direction = Direction::kUp) {
+  Step s;
+  s.version = version;
+  s.target = target;
+  s.direction = direction;
+  s.identifier = "test";
+  s.file = std::move(file);
+  s.sql = std::move(sql);
+  return s;
+}
+
+inline Step up_step(Version v, std::string sql) {
+  return make_step(v, v, std::to_string(v) + "_test.up.sql", std::move(sql));
+}
+
+// Runs `f` and returns the dbstep::Error it throws; fails the test if it throws none.
+template <typename F>
+Error capture_error(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  FAIL("expected a dbstep::Error");
+  return Error(ErrorCode::kInternal, "unreachable");
+}
+
+}  // namespace dbstep::testing
+
+TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
+  using namespace dbstep;
+  using dbstep::testing::capture_error;
+  using dbstep::testing::make_step;
+  using dbstep::testing::up_step;
+  using namespace std::chrono_literals;
+  F fx;
+  const DbState none{};
+
+  SUBCASE("a fresh database has no version and reading it creates nothing") {
+    auto d = fx.open();
+    CHECK(d->state() == none);
+    CHECK_FALSE(fx.table_exists("schema_migrations"));
+  }
+
+  SUBCASE("lock, a second lock fails, unlock, lock again") {
+    auto d = fx.open();
+    d->lock(5s);
+    CHECK(capture_error([&] { d->lock(5s); }).code() == ErrorCode::kLocked);
+    d->unlock();
+    d->lock(5s);
+    d->unlock();
+    auto e = capture_error([&] { d->unlock(); });
+    CHECK(e.code() == ErrorCode::kLocked);
+    CHECK(std::string(e.what()).find("not currently locked") != std::string::npos);
+  }
+
+  SUBCASE("set_state round trips golang-migrate's table of versions") {
+    auto d = fx.open();
+    const std::vector<DbState> states = {{1, true}, {1, true}, {2, false}, {2, false},
+                                         {std::nullopt, true}, {std::nullopt, false}};
+    for (const auto& s : states) {
+      d->set_state(s);
+      CHECK(d->state() == s);
+      CHECK(fx.open()->state() == s);  // and another connection sees it
+    }
+    CHECK(fx.query_int("SELECT COUNT(*) FROM schema_migrations") == 0);
+    d->set_state({std::nullopt, true});
+    CHECK(fx.query_int("SELECT COUNT(*) FROM schema_migrations") == 1);
+    CHECK(fx.query_int("SELECT version FROM schema_migrations") == -1);
+  }
+
+  SUBCASE("apply runs the SQL and records the version in one step") {
+    auto d = fx.open();
+    CHECK(d->apply(up_step(1, "CREATE TABLE t1 (x int);\nINSERT INTO t1 VALUES (1);\n"), none));
+    CHECK(d->state() == DbState{1, false});
+    CHECK(fx.query_int("SELECT COUNT(*) FROM t1") == 1);
+    CHECK(d->apply(up_step(2, "CREATE TABLE t2 (x int)"), DbState{1, false}));
+    CHECK(fx.open()->state() == DbState{2, false});
+    // Down to none empties the version table, as golang-migrate does.
+    CHECK(d->apply(make_step(2, 1, "2_test.down.sql", "DROP TABLE t2;", Direction::kDown),
+                   DbState{2, false}));
+    CHECK(d->apply(make_step(1, std::nullopt, "1_test.down.sql", "DROP TABLE t1;",
+                             Direction::kDown),
+                   DbState{1, false}));
+    CHECK(d->state() == none);
+    CHECK_FALSE(fx.table_exists("t1"));
+    CHECK(fx.query_int("SELECT COUNT(*) FROM schema_migrations") == 0);
+  }
+
+  SUBCASE("apply refuses to run when the state is not the one planned from") {
+    auto d = fx.open();
+    CHECK_FALSE(d->apply(up_step(2, "CREATE TABLE t2 (x int)"), DbState{1, false}));
+    CHECK_FALSE(fx.table_exists("t2"));
+    CHECK(d->state() == none);
+    d->set_state({1, false});
+    auto other = fx.open();
+    CHECK(other->apply(up_step(2, "CREATE TABLE t2 (x int)"), DbState{1, false}));
+    // The first connection planned from 1 too; it must not run migration 2 again.
+    CHECK_FALSE(d->apply(up_step(2, "CREATE TABLE t2 (x int)"), DbState{1, false}));
+    CHECK(d->state() == DbState{2, false});
+  }
+
+  SUBCASE("a failing statement leaves nothing of its migration and the version unchanged") {
+    auto d = fx.open();
+    CHECK(d->apply(up_step(1, "CREATE TABLE keep (x int);"), none));
+    auto e = capture_error([&] {
+      d->apply(up_step(2,
+                       "CREATE TABLE gone1 (x int);\n"
+                       "INSERT INTO gone1 VALUES (1);\n"
+                       "INSERT INTO no_such_table VALUES (2);\n"),
+               DbState{1, false});
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.file == "2_test.up.sql");
+    CHECK(e.version == OptVersion{2});
+    CHECK(e.line == 3);
+    CHECK(std::string(e.what()).find("2_test.up.sql") != std::string::npos);
+    CHECK(std::string(e.what()).find("line 3") != std::string::npos);
+    CHECK(std::string(e.what()).find("no_such_table") != std::string::npos);
+    CHECK_FALSE(fx.table_exists("gone1"));
+    CHECK(fx.table_exists("keep"));
+    CHECK(d->state() == DbState{1, false});
+    // The driver is still usable after the failure.
+    CHECK(d->apply(up_step(2, "CREATE TABLE t2 (x int);"), DbState{1, false}));
+  }
+
+  SUBCASE("a syntax error is located at its line and column, CRLF and non-ASCII included") {
+    auto d = fx.open();
+    auto e = capture_error([&] {
+      d->apply(up_step(1,
+                       "-- caf\xC3\xA9 \xE2\x98\x95\r\n"
+                       "CREATE TABLE a (x int);\r\n"
+                       "\r\n"
+                       "/* \xC3\xA9\xC3\xA9 */ CREATE TABLEE b (x int);\r\n"),
+               none);
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.line == 4);
+    CHECK(e.column == 17);  // "TABLEE", counted in characters
+    CHECK(std::string(e.what()).find("TABLEE") != std::string::npos);
+    CHECK_FALSE(fx.table_exists("a"));
+    CHECK(d->state() == none);
+  }
+
+  SUBCASE("a step without a file only moves the version") {
+    auto d = fx.open();
+    CHECK(d->apply(make_step(5, 5, "", ""), none));
+    CHECK(d->state() == DbState{5, false});
+  }
+
+  SUBCASE("empty, comment-only, CRLF and byte-order-mark files run as written") {
+    auto d = fx.open();
+    CHECK(d->apply(up_step(1, ""), none));
+    CHECK(d->apply(up_step(2, "-- nothing to do here\n/* nor here */\n"), DbState{1, false}));
+    CHECK(d->apply(up_step(3, "\xEF\xBB\xBF" "CREATE TABLE bom (x int);\r\nINSERT INTO bom VALUES (7);\r\n"),
+                   DbState{2, false}));
+    CHECK(d->state() == DbState{3, false});
+    CHECK(fx.query_int("SELECT x FROM bom") == 7);
+  }
+
+  SUBCASE("-- dbstep:no-transaction runs under the dirty protocol") {
+    auto d = fx.open();
+    CHECK(d->apply(up_step(1, "-- dbstep:no-transaction\nCREATE TABLE nt (x int);\n"), none));
+    CHECK(d->state() == DbState{1, false});
+    CHECK(fx.table_exists("nt"));
+    auto e = capture_error([&] {
+      d->apply(up_step(2,
+                       "-- dbstep:no-transaction\n"
+                       "CREATE TABLE nt2 (x int);\n"
+                       "INSERT INTO missing VALUES (1);\n"),
+               DbState{1, false});
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.line == 3);
+    // Outside a transaction the first statement stays and the database is dirty at the target.
+    CHECK(fx.table_exists("nt2"));
+    CHECK(d->state() == DbState{2, true});
+  }
+
+  SUBCASE("x-migrations-table keeps the state in another table") {
+    auto d = fx.open("x-migrations-table=my_versions&x-unknown-key=ignored");
+    CHECK(d->apply(up_step(1, "CREATE TABLE t1 (x int)"), none));
+    CHECK(fx.table_exists("my_versions"));
+    CHECK_FALSE(fx.table_exists("schema_migrations"));
+    CHECK(fx.query_int("SELECT version FROM my_versions") == 1);
+    CHECK(fx.open()->state() == none);
+    CHECK(fx.open("x-migrations-table=my_versions")->state() == DbState{1, false});
+  }
+
+  SUBCASE("a version table golang-migrate left behind is continued") {
+    fx.exec("CREATE TABLE schema_migrations (version bigint not null primary key, dirty boolean "
+            "not null)");
+    fx.exec("INSERT INTO schema_migrations (version, dirty) VALUES (3, false)");
+    auto d = fx.open();
+    CHECK(d->state() == DbState{3, false});
+    CHECK(d->apply(up_step(4, "CREATE TABLE t4 (x int)"), DbState{3, false}));
+    CHECK(fx.query_int("SELECT version FROM schema_migrations") == 4);
+    CHECK(fx.query_int("SELECT COUNT(*) FROM schema_migrations") == 1);
+  }
+
+  SUBCASE("drop removes tables, views and the version table; the driver works on") {
+    auto d = fx.open();
+    CHECK(d->apply(up_step(1,
+                           "CREATE TABLE parent (id int primary key);\n"
+                           "CREATE TABLE child (pid int references parent (id));\n"
+                           "CREATE VIEW kids AS SELECT pid FROM child;\n"
+                           "CREATE INDEX child_pid ON child (pid);\n"
+                           "INSERT INTO parent VALUES (1);\nINSERT INTO child VALUES (1);\n"),
+                   none));
+    d->lock(5s);
+    d->drop();
+    d->unlock();
+    CHECK_FALSE(fx.table_exists("parent"));
+    CHECK_FALSE(fx.table_exists("child"));
+    CHECK_FALSE(fx.table_exists("kids"));
+    CHECK_FALSE(fx.table_exists("schema_migrations"));
+    CHECK(d->state() == none);
+    CHECK(d->apply(up_step(1, "CREATE TABLE parent (id int primary key);"), none));
+    CHECK(d->state() == DbState{1, false});
+  }
+
+  SUBCASE("connections racing to apply the same migration apply it exactly once") {
+    constexpr int kRacers = 4;
+    {
+      auto setup = fx.open();
+      setup->apply(up_step(1, "CREATE TABLE counter (n int);"), none);
+    }
+    std::vector<std::unique_ptr<Driver>> drivers;
+    for (int i = 0; i < kRacers; ++i) drivers.push_back(fx.open());
+    std::atomic<int> applied{0};
+    std::atomic<int> errors{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kRacers; ++i) {
+      threads.emplace_back([&, i] {
+        while (!go.load()) std::this_thread::yield();
+        try {
+          drivers[static_cast<std::size_t>(i)]->lock(20s);
+          if (drivers[static_cast<std::size_t>(i)]->apply(
+                  up_step(2, "INSERT INTO counter VALUES (1);"), DbState{1, false})) {
+            ++applied;
+          }
+          drivers[static_cast<std::size_t>(i)]->unlock();
+        } catch (const std::exception& e) {
+          ++errors;
+          MESSAGE(e.what());
+        }
+      });
+    }
+    go = true;
+    for (auto& t : threads) t.join();
+    CHECK(errors.load() == 0);
+    CHECK(applied.load() == 1);
+    CHECK(fx.query_int("SELECT COUNT(*) FROM counter") == 1);
+    CHECK(fx.open()->state() == DbState{2, false});
+  }
+}

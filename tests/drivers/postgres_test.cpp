@@ -1,0 +1,716 @@
+// The PostgreSQL driver: the shared conformance suite against a real server, then what is
+// PostgreSQL's own (statement splitting, CONCURRENTLY, search_path, quoting, lock keys and lock
+// waits, errors and passwords, drop).
+//
+// The server comes from DBSTEP_TEST_POSTGRES_URL (scripts/pg-cluster.sh start DIR prints one);
+// without it every test here fails: a PostgreSQL test never passes by skipping. Each test case
+// works in a database of its own (t_<random>), dropped at the end, so cases can run in parallel.
+
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "core/url.hpp"
+#include "drivers/postgres/postgres_driver.hpp"
+#include "tests/drivers/conformance.hpp"
+
+namespace {
+
+using namespace dbstep;
+using namespace std::chrono_literals;
+using dbstep::testing::capture_error;
+using dbstep::testing::make_step;
+using dbstep::testing::up_step;
+
+std::string server_url() {
+  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
+  if (!url || !*url) {
+    throw std::runtime_error(
+        "DBSTEP_TEST_POSTGRES_URL is not set: start a server with "
+        "`scripts/pg-cluster.sh start DIR` and export the URL it prints");
+  }
+  return url;
+}
+
+// `url` with its database (the path) replaced by `db`.
+std::string with_database(const std::string& url, std::string_view db) {
+  auto scheme_end = url.find("://");
+  auto query = url.find('?');
+  std::string head = url.substr(0, query);
+  std::string tail = query == std::string::npos ? "" : url.substr(query);
+  auto slash = head.find('/', scheme_end + 3);
+  if (slash != std::string::npos) head.erase(slash);
+  return head + "/" + std::string(db) + tail;
+}
+
+// `url` with extra query parameters.
+std::string with_params(const std::string& url, std::string_view params) {
+  if (params.empty()) return url;
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + std::string(params);
+}
+
+std::string random_name(std::string_view prefix) {
+  static std::mt19937_64 rng(std::random_device{}());
+  return std::string(prefix) + std::to_string(rng() % 1000000000000ULL);
+}
+
+// An independent libpq connection, for setting up and checking.
+class Conn {
+ public:
+  explicit Conn(const std::string& url) : c_(PQconnectdb(url.c_str())) {
+    if (PQstatus(c_) != CONNECTION_OK) {
+      std::string why = PQerrorMessage(c_);
+      PQfinish(c_);
+      throw std::runtime_error("cannot connect to the test server: " + why);
+    }
+    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
+  }
+  ~Conn() { PQfinish(c_); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  // Runs `sql`; returns the first column of the first row ("" when none).
+  std::string exec(std::string_view sql) {
+    PGresult* r = PQexec(c_, std::string(sql).c_str());
+    auto st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      std::string why = PQresultErrorMessage(r);
+      PQclear(r);
+      throw std::runtime_error("test SQL failed: " + std::string(sql) + ": " + why);
+    }
+    std::string out = PQntuples(r) > 0 && PQnfields(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+    PQclear(r);
+    return out;
+  }
+  int backend_pid() const { return PQbackendPID(c_); }
+
+ private:
+  PGconn* c_;
+};
+
+struct PostgresFixture {
+  static constexpr const char* kName = "postgres";
+  std::string admin_url = server_url();
+  std::string db = random_name("t_");
+  std::string url = with_database(admin_url, db);
+  std::unique_ptr<Conn> conn;
+
+  PostgresFixture() {
+    Conn admin(admin_url);
+    admin.exec("CREATE DATABASE " + db);
+    conn = std::make_unique<Conn>(url);
+  }
+  ~PostgresFixture() {
+    conn.reset();
+    try {
+      Conn admin(admin_url);
+      admin.exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    } catch (...) {
+    }
+  }
+  PostgresFixture(const PostgresFixture&) = delete;
+  PostgresFixture& operator=(const PostgresFixture&) = delete;
+
+  std::unique_ptr<Driver> open(std::string_view params = "") {
+    return drivers::open_postgres(Url::parse(with_params(url, params)));
+  }
+  std::int64_t query_int(std::string_view sql) { return std::stoll(conn->exec(sql)); }
+  bool table_exists(std::string_view name) {
+    return conn->exec("SELECT to_regclass('" + std::string(name) + "') IS NOT NULL") == "t";
+  }
+  bool relation_exists(std::string_view qualified_literal) {
+    return conn->exec("SELECT to_regclass(" + std::string(qualified_literal) + ") IS NOT NULL") ==
+           "t";
+  }
+  void exec(std::string_view sql) { conn->exec(sql); }
+  std::string query(std::string_view sql) { return conn->exec(sql); }
+};
+
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+const DbState kNone{};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_INVOKE(driver_conformance, PostgresFixture);
+
+TEST_CASE("postgres: golang-migrate's advisory lock key vectors") {
+  CHECK(drivers::advisory_lock_key("database_name") == 1764327054u);
+  CHECK(drivers::advisory_lock_key("database_name", {"schema_name_1"}) == 2453313553u);
+  CHECK(drivers::advisory_lock_key("database_name", {"schema_name_2"}) == 235207038u);
+  CHECK(drivers::advisory_lock_key("database_name", {"schema_name_1", "schema_name_2"}) ==
+        3743845847u);
+  // golang-migrate's CLI hashes the URL path ("/postgres"), its library current_database().
+  CHECK(drivers::advisory_lock_key("/postgres", {"public", "schema_migrations"}) == 3280485947u);
+  CHECK(drivers::advisory_lock_key("postgres", {"public", "schema_migrations"}) == 143310882u);
+}
+
+TEST_CASE("postgres: a failing second statement rolls back the first") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  auto e = capture_error([&] {
+    d->apply(up_step(1, "CREATE TABLE foo (foo text); CREATE TABLEE bar (bar text);"), kNone);
+  });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  CHECK(e.sqlstate == "42601");
+  CHECK(e.line == 1);
+  CHECK(e.column == 37);  // golang-migrate's vector: (column 37) on line 1
+  CHECK(e.statement == "CREATE TABLEE bar (bar text)");
+  CHECK(contains(e.what(), "migration 1 (1_test.up.sql) failed at line 1, column 37: syntax "
+                           "error at or near \"TABLEE\" (SQLSTATE 42601)"));
+  CHECK_FALSE(fx.table_exists("foo"));
+  CHECK(d->state() == kNone);
+  CHECK_FALSE(fx.table_exists("schema_migrations"));  // created in the transaction, rolled back
+}
+
+TEST_CASE("postgres: $$ bodies, quoted strings and comments full of semicolons are not cut") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  const std::string sql = R"SQL(
+-- a comment; with semicolons;
+CREATE TABLE log (msg text);
+/* block; comment; */
+CREATE FUNCTION add_log(m text) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  n integer;
+BEGIN
+  INSERT INTO log VALUES (m || ';');
+  SELECT count(*) INTO n FROM log;
+  RETURN n;
+END;
+$$;
+CREATE FUNCTION tagged() RETURNS text LANGUAGE sql AS $body$ SELECT 'a;b'::text; $body$;
+DO $$
+BEGIN
+  PERFORM add_log('one; two');
+  PERFORM add_log(E'three\'; four');
+  IF (SELECT count(*) FROM log) <> 2 THEN RAISE EXCEPTION 'bad count;'; END IF;
+END
+$$;
+INSERT INTO log VALUES ('semi;colon'), ($q$dollar;quoted$q$);
+)SQL";
+  REQUIRE(d->apply(up_step(1, sql), kNone));
+  CHECK(fx.query_int("SELECT count(*) FROM log") == 4);
+  CHECK(fx.query("SELECT msg FROM log ORDER BY msg LIMIT 1") == "dollar;quoted");
+  CHECK(fx.query("SELECT tagged()") == "a;b");
+  CHECK(fx.query_int("SELECT add_log('x')") == 5);
+  CHECK(d->state() == DbState{1, false});
+
+  // A runtime error inside a DO block rolls everything back and says where the block starts.
+  auto e = capture_error([&] {
+    d->apply(up_step(2,
+                     "INSERT INTO log VALUES ('kept?');\n"
+                     "DO $$\nBEGIN\n  RAISE EXCEPTION 'boom; %', 42;\nEND\n$$;\n"),
+             DbState{1, false});
+  });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  CHECK(e.line == 2);
+  CHECK(e.sqlstate == "P0001");
+  CHECK(contains(e.what(), "boom; 42"));
+  CHECK(contains(e.what(), "PL/pgSQL"));  // the context names the line inside the block
+  CHECK(fx.query_int("SELECT count(*) FROM log WHERE msg = 'kept?'") == 0);
+  CHECK(d->state() == DbState{1, false});
+}
+
+TEST_CASE("postgres: CREATE INDEX CONCURRENTLY runs outside a transaction") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  REQUIRE(d->apply(up_step(1, "CREATE TABLE t (a int, b int);"), kNone));
+
+  SUBCASE("alone in its file") {
+    CHECK(d->apply(up_step(2, "-- golang-migrate's example\nCREATE UNIQUE INDEX CONCURRENTLY "
+                              "t_a ON t (a);\n"),
+                   DbState{1, false}));
+    CHECK(d->state() == DbState{2, false});
+    CHECK(fx.relation_exists("'t_a'"));
+  }
+  SUBCASE("mixed with other statements: each runs on its own, in order") {
+    CHECK(d->apply(up_step(2,
+                           "INSERT INTO t VALUES (1, 1);\n"
+                           "CREATE INDEX CONCURRENTLY t_b ON t (b);\n"
+                           "DROP INDEX CONCURRENTLY t_b;\n"
+                           "CREATE INDEX CONCURRENTLY t_b2 ON t (b);\n"
+                           "VACUUM t;\n"),
+                   DbState{1, false}));
+    CHECK(d->state() == DbState{2, false});
+    CHECK(fx.relation_exists("'t_b2'"));
+    CHECK(fx.query_int("SELECT count(*) FROM t") == 1);
+  }
+  SUBCASE("a failure after it leaves the database dirty at the target, the earlier work done") {
+    auto e = capture_error([&] {
+      d->apply(up_step(2,
+                       "CREATE INDEX CONCURRENTLY t_b ON t (b);\n"
+                       "INSERT INTO nope VALUES (1);\n"),
+               DbState{1, false});
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.line == 2);
+    CHECK(e.column == 13);
+    CHECK(fx.relation_exists("'t_b'"));
+    CHECK(d->state() == DbState{2, true});
+  }
+  SUBCASE("the state check comes first: a moved database runs nothing") {
+    CHECK_FALSE(d->apply(up_step(3, "CREATE INDEX CONCURRENTLY t_c ON t (a);"), DbState{2, false}));
+    CHECK_FALSE(fx.relation_exists("'t_c'"));
+    CHECK(d->state() == DbState{1, false});
+  }
+}
+
+TEST_CASE("postgres: files with their own BEGIN/COMMIT") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  SUBCASE("one BEGIN ... COMMIT around the file joins dbstep's transaction") {
+    auto e = capture_error([&] {
+      d->apply(up_step(1,
+                       "BEGIN;\nCREATE TABLE w1 (x int);\nSAVEPOINT s; RELEASE SAVEPOINT s;\n"
+                       "INSERT INTO w1 VALUES ('nope');\nCOMMIT;\n"),
+               kNone);
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.line == 4);
+    CHECK_FALSE(fx.table_exists("w1"));
+    CHECK(d->state() == kNone);  // atomic: nothing remains, nothing is dirty
+    CHECK(d->apply(up_step(1, "BEGIN;\nCREATE TABLE w1 (x int);\nCOMMIT;\n"), kNone));
+    CHECK(fx.table_exists("w1"));
+    CHECK(d->state() == DbState{1, false});
+  }
+  SUBCASE("several transactions run as written, under the dirty protocol") {
+    auto e = capture_error([&] {
+      d->apply(up_step(1,
+                       "BEGIN; CREATE TABLE w1 (x int); COMMIT;\n"
+                       "BEGIN; CREATE TABLE w2 (x int); INSERT INTO w2 VALUES ('bad'); COMMIT;\n"),
+               kNone);
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.line == 2);
+    CHECK(fx.table_exists("w1"));
+    CHECK_FALSE(fx.table_exists("w2"));  // its own transaction rolled back
+    CHECK(d->state() == DbState{1, true});
+    // The connection is clean again: the next write works.
+    d->set_state({1, false});
+    CHECK(d->state() == DbState{1, false});
+  }
+  SUBCASE("a BEGIN left open is rolled back and reported") {
+    auto e = capture_error([&] {
+      d->apply(up_step(1, "CREATE TABLE w0 (x int);\nBEGIN;\nCREATE TABLE w3 (x int);\n"), kNone);
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(contains(e.what(), "does not end"));
+    CHECK(fx.table_exists("w0"));
+    CHECK_FALSE(fx.table_exists("w3"));
+    CHECK(d->state() == DbState{1, true});
+  }
+}
+
+TEST_CASE("postgres: deferred constraints fail at COMMIT and roll back") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  REQUIRE(d->apply(up_step(1,
+                           "CREATE TABLE p (id int primary key);\n"
+                           "CREATE TABLE c (pid int references p (id) DEFERRABLE INITIALLY "
+                           "DEFERRED);\n"),
+                   kNone));
+  auto e = capture_error(
+      [&] { d->apply(up_step(2, "INSERT INTO c VALUES (42);\nCREATE TABLE z (x int);"), DbState{1, false}); });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  CHECK(e.sqlstate == "23503");
+  CHECK(contains(e.what(), "at COMMIT"));
+  CHECK_FALSE(fx.table_exists("z"));
+  CHECK(d->state() == DbState{1, false});
+}
+
+TEST_CASE("postgres: COPY FROM STDIN fails cleanly instead of hanging") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  auto e = capture_error([&] {
+    d->apply(up_step(1, "CREATE TABLE cp (x int);\nCOPY cp FROM STDIN;\n"), kNone);
+  });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  CHECK(e.line == 2);
+  CHECK(d->state() == kNone);
+  CHECK(d->apply(up_step(1, "CREATE TABLE cp (x int);"), kNone));
+}
+
+TEST_CASE("postgres: error positions follow golang-migrate's vectors, CRLF and non-ASCII") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  struct Case {
+    std::string sql;
+    std::uint32_t line, column;
+  };
+  const Case cases[] = {
+      {"SELECT *\nFROM foo", 2, 6},          // relation "foo" does not exist at 15
+      {"SELECT *\n\nFROM foo", 3, 6},        // 16
+      {"SELECT *\nFROM foo\nWHERE x", 2, 6},
+      {"SELECT *\nFROMM foo", 2, 7},         // syntax error at "foo"
+      {"SELECT *\r\nFROM foo", 2, 6},
+      {"SELECT *\r\n\r\nFROM foo", 3, 6},
+      {"SELECT '\xC3\xA9\xC3\xA9', *\r\nFROM foo", 2, 6},
+      {"-- \xE2\x98\x95\xE2\x98\x95\r\nSELECT 1;\r\n  SELECT '\xC3\xA9' || x FROM foo", 3, 24},
+      {"SELECT 1;\n/* \xC3\xA9 */ SELECT nope_column;", 2, 16},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.sql);
+    auto e = capture_error([&] { d->apply(up_step(7, c.sql), kNone); });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.line == c.line);
+    CHECK(e.column == c.column);
+    CHECK(contains(e.what(), "7_test.up.sql"));
+    CHECK(contains(e.what(), "line " + std::to_string(c.line) + ", column " +
+                                 std::to_string(c.column)));
+  }
+  // Without a position, the failing statement's first line is reported.
+  auto e = capture_error([&] {
+    d->apply(up_step(7, "CREATE TABLE u (x int unique);\n\n  INSERT INTO u VALUES (1), (1);"),
+             kNone);
+  });
+  CHECK(e.line == 3);
+  CHECK(e.column == 3);
+  CHECK(e.sqlstate == "23505");
+  CHECK(contains(e.what(), "detail: Key (x)=(1) already exists."));
+}
+
+TEST_CASE("postgres: search_path isolates schemas: two version tables, two locks") {
+  PostgresFixture fx;
+  fx.exec("CREATE SCHEMA alpha; CREATE SCHEMA beta");
+  auto a = fx.open("search_path=alpha");
+  auto b = fx.open("search_path=beta");
+  a->lock(1s);
+  b->lock(1s);  // a different key: no wait
+  CHECK(a->apply(up_step(1, "CREATE TABLE t (x int);"), kNone));
+  CHECK(b->apply(up_step(1, "CREATE TABLE t (x int);"), kNone));
+  CHECK(b->apply(up_step(2, "CREATE TABLE u (x int);"), DbState{1, false}));
+  CHECK(a->state() == DbState{1, false});
+  CHECK(b->state() == DbState{2, false});
+  CHECK(fx.relation_exists("'alpha.schema_migrations'"));
+  CHECK(fx.relation_exists("'beta.u'"));
+  CHECK_FALSE(fx.relation_exists("'alpha.u'"));
+  CHECK_FALSE(fx.relation_exists("'public.schema_migrations'"));
+  // The same schema is the same lock.
+  auto a2 = fx.open("search_path=alpha&x-lock-timeout=200");
+  CHECK(capture_error([&] { a2->lock(5s); }).code() == ErrorCode::kLockTimeout);
+  a->unlock();
+  b->unlock();
+  a2->lock(1s);
+  a2->unlock();
+  // A search_path whose schemas do not exist has nowhere to keep the table.
+  auto e = capture_error([&] { fx.open("search_path=no_such_schema"); });
+  CHECK(e.code() == ErrorCode::kDatabase);
+  CHECK(contains(e.what(), "no schema"));
+}
+
+TEST_CASE("postgres: x-migrations-table, quoted and unquoted, cannot inject SQL") {
+  PostgresFixture fx;
+  SUBCASE("quoted: schema and table") {
+    fx.exec("CREATE SCHEMA migrate");
+    auto d = fx.open("x-migrations-table=%22migrate%22.%22schema_migrations%22&x-migrations-"
+                     "table-quoted=1");
+    CHECK(d->state() == kNone);
+    CHECK(d->apply(up_step(1, "CREATE TABLE t (x int);"), kNone));
+    CHECK(fx.relation_exists("'migrate.schema_migrations'"));
+    CHECK_FALSE(fx.relation_exists("'public.schema_migrations'"));
+    CHECK(fx.query_int("SELECT version FROM migrate.schema_migrations") == 1);
+  }
+  SUBCASE("unquoted: a table literally named with a dot, in the current schema") {
+    auto d = fx.open("x-migrations-table=migrate.schema_migrations");
+    CHECK(d->apply(up_step(1, "CREATE TABLE t (x int);"), kNone));
+    CHECK(fx.relation_exists("'public.\"migrate.schema_migrations\"'"));
+  }
+  SUBCASE("golang-migrate's errors") {
+    auto e = capture_error([&] {
+      fx.open("x-migrations-table=migrate.schema_migrations&x-migrations-table-quoted=1");
+    });
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    CHECK(std::string(e.what()) ==
+          "x-migrations-table must be quoted (for instance '\"migrate\".\"schema_migrations\"') "
+          "when x-migrations-table-quoted is enabled, current value is: "
+          "migrate.schema_migrations");
+    e = capture_error([&] {
+      fx.open("x-migrations-table=%22a%22.%22b%22.%22c%22&x-migrations-table-quoted=true");
+    });
+    CHECK(std::string(e.what()) == "\"\"a\".\"b\".\"c\"\" MigrationsTable contains too many dot "
+                                   "characters");
+    e = capture_error([&] { fx.open("x-migrations-table-quoted=yeppers"); });
+    CHECK(std::string(e.what()) == "unable to parse option x-migrations-table-quoted: "
+                                   "strconv.ParseBool: parsing \"yeppers\": invalid syntax");
+  }
+  SUBCASE("an injection attempt is a strange table name, nothing more") {
+    fx.exec("CREATE TABLE victim (x int)");
+    auto d = fx.open("x-migrations-table=v%22%3B%20DROP%20TABLE%20victim%3B%20--");
+    CHECK(d->state() == kNone);
+    d->lock(1s);
+    CHECK(d->apply(up_step(1, "SELECT 1;"), kNone));
+    d->set_state({2, false});
+    CHECK(d->state() == DbState{2, false});
+    d->drop();
+    d->unlock();
+    CHECK(fx.query_int("SELECT count(*) FROM pg_class WHERE relname = 'victim'") == 0);  // drop()
+    fx.exec("CREATE TABLE victim (x int)");
+    auto d2 = fx.open("x-migrations-table=v%22%3B%20DROP%20TABLE%20victim%3B%20--");
+    CHECK(d2->apply(up_step(1, "SELECT 1;"), kNone));
+    CHECK(fx.table_exists("victim"));
+    CHECK(fx.query_int("SELECT count(*) FROM pg_class WHERE relname = 'v\"; DROP TABLE victim; "
+                       "--'") == 1);
+  }
+}
+
+TEST_CASE("postgres: URL parameters") {
+  PostgresFixture fx;
+  SUBCASE("non-x parameters reach libpq or the server; x- parameters never do") {
+    auto d = fx.open("application_name=param-test&search_path=public&x-anything=1&"
+                     "x-multi-statement=true&x-multi-statement-max-size=10");
+    REQUIRE(d->apply(up_step(1, "CREATE TABLE seen AS SELECT current_setting('application_name') "
+                                "AS app, current_setting('search_path') AS sp;"),
+                     kNone));
+    CHECK(fx.query("SELECT app FROM seen") == "param-test");
+    CHECK(fx.query("SELECT sp FROM seen") == "public");
+  }
+  SUBCASE("x-statement-timeout bounds each statement") {
+    auto d = fx.open("x-statement-timeout=100");
+    auto e = capture_error([&] { d->apply(up_step(1, "SELECT pg_sleep(5);"), kNone); });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.sqlstate == "57014");
+    CHECK(d->state() == kNone);
+  }
+  SUBCASE("bad values are refused before connecting") {
+    CHECK(capture_error([&] { fx.open("x-statement-timeout=soon"); }).code() ==
+          ErrorCode::kInvalidArgument);
+    CHECK(capture_error([&] { fx.open("x-lock-timeout=-5"); }).code() ==
+          ErrorCode::kInvalidArgument);
+    CHECK(capture_error([&] { fx.open("x-lock-strategy=mutex"); }).code() ==
+          ErrorCode::kInvalidArgument);
+    auto e = capture_error([&] { fx.open("x-multi-statement=maybe"); });
+    CHECK(contains(e.what(), "unable to parse option x-multi-statement"));
+  }
+  SUBCASE("libpq's key=value form and its environment defaults") {
+    // postgres:KEY=VALUE ... goes to libpq as it is.
+    Conn probe(fx.url);
+    std::string port = probe.exec("SELECT current_setting('port')");
+    auto d = drivers::open_postgres(Url::parse("postgres:host=127.0.0.1 port=" + port +
+                                               " user=postgres dbname=" + fx.db +
+                                               " sslmode=disable?x-migrations-table=kv"));
+    CHECK(d->apply(up_step(1, "CREATE TABLE kv_t (x int);"), kNone));
+    CHECK(fx.query_int("SELECT version FROM kv") == 1);
+    // postgres:// alone: everything from PG* variables (and libpq's defaults).
+    ::setenv("PGHOST", "127.0.0.1", 1);
+    ::setenv("PGPORT", port.c_str(), 1);
+    ::setenv("PGUSER", "postgres", 1);
+    ::setenv("PGDATABASE", fx.db.c_str(), 1);
+    auto env = drivers::open_postgres(Url::parse("postgres://?x-migrations-table=kv"));
+    ::unsetenv("PGHOST");
+    ::unsetenv("PGPORT");
+    ::unsetenv("PGUSER");
+    ::unsetenv("PGDATABASE");
+    CHECK(env->state() == DbState{1, false});
+    // postgresql:// is the same driver.
+    auto alias = drivers::open_postgres(
+        Url::parse("postgresql" + fx.url.substr(fx.url.find("://")) + "&x-migrations-table=kv"));
+    CHECK(alias->state() == DbState{1, false});
+  }
+}
+
+TEST_CASE("postgres: a password never appears in messages") {
+  PostgresFixture fx;
+  const std::string secret = "s3cr3t-pw-Zq";
+  SUBCASE("connection refused") {
+    for (std::string url : {"postgres://postgres:" + secret + "@127.0.0.1:1/db?sslmode=disable",
+                            "postgres://postgres@127.0.0.1:1/db?password=" + secret,
+                            "postgres:host=127.0.0.1 port=1 password=" + secret + " dbname=x",
+                            "postgres:host=127.0.0.1 port=1 password='" + secret + "' dbname=x",
+                            "postgres://postgres:" + secret + "@127.0.0.1:1/db?sslmode=bogus",
+                            "postgres:host=127.0.0.1 password=" + secret + " nonsense"}) {
+      CAPTURE(url);
+      auto e = capture_error([&] { drivers::open_postgres(Url::parse(url)); });
+      CHECK(e.code() == ErrorCode::kDatabase);
+      CHECK_FALSE(contains(e.what(), secret));
+      CHECK_FALSE(contains(e.detail, secret));
+    }
+  }
+  SUBCASE("describe, lock timeouts and migration errors") {
+    // The test server trusts every connection, so any password works to connect.
+    std::string url = fx.url;
+    url.insert(url.find("://") + 3 + std::string("postgres").size(), ":" + secret);
+    REQUIRE(contains(url, secret));
+    auto d = drivers::open_postgres(Url::parse(url + "&x-lock-timeout=100"));
+    CHECK_FALSE(contains(d->describe(), secret));
+    CHECK(contains(d->describe(), "xxxxx"));
+    auto holder = drivers::open_postgres(Url::parse(url));
+    holder->lock(1s);
+    auto e = capture_error([&] { d->lock(1s); });
+    CHECK(e.code() == ErrorCode::kLockTimeout);
+    CHECK_FALSE(contains(e.what(), secret));
+    holder->unlock();
+    e = capture_error([&] { d->apply(up_step(1, "SELECT '" + secret + "' FROM nowhere;"), kNone); });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK_FALSE(contains(e.what(), secret));
+  }
+}
+
+TEST_CASE("postgres: lock waits up to the timeout and says who holds it") {
+  PostgresFixture fx;
+  auto holder = fx.open("application_name=holder-app");
+  holder->lock(1s);
+  auto waiter = fx.open();
+  const auto started = std::chrono::steady_clock::now();
+  auto e = capture_error([&] { waiter->lock(700ms); });
+  const auto waited = std::chrono::steady_clock::now() - started;
+  CHECK(e.code() == ErrorCode::kLockTimeout);
+  CHECK(waited >= 650ms);
+  CHECK(waited < 5s);
+  CHECK(contains(e.what(), "timed out after"));
+  CHECK(contains(e.what(), "holder-app"));
+  CHECK(contains(e.what(), "pg_terminate_backend"));
+  // The waiter holds nothing after a timeout: once the holder lets go, it gets the lock.
+  std::thread release([&] {
+    std::this_thread::sleep_for(300ms);
+    holder->unlock();
+  });
+  waiter->lock(10s);  // waits for the release, then succeeds
+  release.join();
+  waiter->unlock();
+
+  SUBCASE("x-lock-timeout overrides the caller's timeout") {
+    holder->lock(1s);
+    auto quick = fx.open("x-lock-timeout=150");
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(capture_error([&] { quick->lock(30s); }).code() == ErrorCode::kLockTimeout);
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    holder->unlock();
+  }
+  SUBCASE("closing a driver releases its lock") {
+    holder->lock(1s);
+    holder.reset();
+    waiter->lock(2s);
+    waiter->unlock();
+  }
+}
+
+TEST_CASE("postgres: a database golang-migrate left behind: its table and its lock keys") {
+  PostgresFixture fx;
+  // golang-migrate's postgres driver, verbatim.
+  fx.exec("CREATE TABLE IF NOT EXISTS \"public\".\"schema_migrations\" (version bigint not null "
+          "primary key, dirty boolean not null)");
+  fx.exec("INSERT INTO \"public\".\"schema_migrations\" (version, dirty) VALUES (4, false)");
+  auto d = fx.open();
+  CHECK(d->state() == DbState{4, false});
+
+  // While golang-migrate (library: current_database(); CLI: the URL path "/db") holds its lock,
+  // dbstep waits; and the other way round.
+  for (std::string name : {fx.db, "/" + fx.db}) {
+    CAPTURE(name);
+    auto key = drivers::advisory_lock_key(name, {"public", "schema_migrations"});
+    Conn gm(fx.url);
+    gm.exec("SELECT pg_advisory_lock(" + std::to_string(key) + ")");
+    CHECK(capture_error([&] { d->lock(200ms); }).code() == ErrorCode::kLockTimeout);
+    gm.exec("SELECT pg_advisory_unlock(" + std::to_string(key) + ")");
+    d->lock(1s);
+    CHECK(gm.exec("SELECT pg_try_advisory_lock(" + std::to_string(key) + ")") == "f");
+    d->unlock();
+  }
+  CHECK(d->apply(up_step(5, "CREATE TABLE five (x int);"), DbState{4, false}));
+  CHECK(fx.query_int("SELECT version FROM schema_migrations") == 5);
+  CHECK(fx.query("SELECT dirty::text FROM schema_migrations") == "false");
+  // golang-migrate's dirty marker is dbstep's dirty state.
+  fx.exec("UPDATE schema_migrations SET dirty = true");
+  CHECK(d->state() == DbState{5, true});
+}
+
+TEST_CASE("postgres: x-lock-strategy=table") {
+  PostgresFixture fx;
+  auto a = fx.open("x-lock-strategy=table");
+  auto b = fx.open("x-lock-strategy=table&x-lock-timeout=300");
+  a->lock(1s);
+  CHECK(fx.table_exists("schema_lock"));
+  CHECK(fx.query_int("SELECT count(*) FROM schema_lock") >= 1);
+  auto e = capture_error([&] { b->lock(1s); });
+  CHECK(e.code() == ErrorCode::kLockTimeout);
+  CHECK(contains(e.what(), "DELETE FROM \"public\".\"schema_lock\""));
+  // drop() keeps the lock table while the lock is held in it.
+  a->drop();
+  CHECK(fx.table_exists("schema_lock"));
+  a->unlock();
+  CHECK(fx.query_int("SELECT count(*) FROM schema_lock") == 0);
+  b->lock(1s);
+  CHECK(b->apply(up_step(1, "CREATE TABLE t (x int);"), kNone));
+  b->unlock();
+  // golang-migrate's pgx driver keys its lock row by the database name.
+  auto c = fx.open("x-lock-strategy=table&x-lock-table=my_locks");
+  c->lock(1s);
+  CHECK(fx.query_int("SELECT count(*) FROM my_locks WHERE lock_id = " +
+                     std::to_string(drivers::advisory_lock_key(fx.db))) == 1);
+  c->unlock();
+}
+
+TEST_CASE("postgres: drop removes every kind of object in the schema, not extensions'") {
+  PostgresFixture fx;
+  fx.exec("CREATE EXTENSION citext");
+  fx.exec("CREATE SCHEMA other; CREATE TABLE other.keep (x int)");
+  auto d = fx.open();
+  REQUIRE(d->apply(up_step(1, R"SQL(
+CREATE TYPE mood AS ENUM ('sad', 'ok');
+CREATE TYPE pair AS (a int, b int);
+CREATE TYPE span AS RANGE (subtype = float8);
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE SEQUENCE free_seq;
+CREATE TABLE people (id serial primary key, m mood, n posint, name citext, id2 int GENERATED ALWAYS AS IDENTITY);
+CREATE TABLE parted (k int) PARTITION BY RANGE (k);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
+CREATE VIEW v AS SELECT * FROM people;
+CREATE MATERIALIZED VIEW mv AS SELECT count(*) FROM people;
+CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql AS 'SELECT x';
+CREATE FUNCTION f(x text) RETURNS text LANGUAGE sql AS 'SELECT x';
+CREATE PROCEDURE p() LANGUAGE sql AS 'SELECT 1';
+CREATE AGGREGATE agg(int) (sfunc = int4pl, stype = int);
+CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER t BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION trg();
+)SQL"),
+                   kNone));
+  d->lock(5s);
+  d->drop();
+  d->unlock();
+  const char* user_objects = R"SQL(
+    SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public'
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e'))
+         + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'public'
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e'))
+         + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE n.nspname = 'public'
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')))SQL";
+  CHECK(fx.query_int(user_objects) == 0);
+  CHECK(fx.query("SELECT 'A'::citext = 'a'::citext") == "t");  // the extension survives
+  CHECK(fx.relation_exists("'other.keep'"));                    // other schemas are not touched
+  CHECK(d->state() == kNone);
+  CHECK(d->apply(up_step(1, "CREATE TYPE mood AS ENUM ('again');"), kNone));
+}
+
+TEST_CASE("postgres: a read-only user reads the version; writing needs rights, not luck") {
+  PostgresFixture fx;
+  fx.open()->set_state({3, false});
+  const std::string role = random_name("ro_");
+  fx.exec("CREATE ROLE " + role + " LOGIN");
+  fx.exec("GRANT SELECT ON schema_migrations TO " + role);
+  fx.exec("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+  std::string url = fx.url;
+  url.replace(url.find("postgres@"), std::string("postgres@").size(), role + "@");
+  {
+    auto ro = drivers::open_postgres(Url::parse(url));
+    CHECK(ro->state() == DbState{3, false});
+    auto e = capture_error([&] { ro->set_state({4, false}); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(e.sqlstate == "42501");
+  }
+  fx.exec("DROP OWNED BY " + role);
+  fx.exec("DROP ROLE " + role);
+}

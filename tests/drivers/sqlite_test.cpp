@@ -1,0 +1,159 @@
+// The SQLite driver: the shared conformance suite on real database files, then what is SQLite's
+// own (URL forms, golang-migrate's sqlite3 table shape, files with their own BEGIN/COMMIT).
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <memory>
+#include <string>
+
+#include "core/url.hpp"
+#include "drivers/sqlite/sqlite_driver.hpp"
+#include "tests/drivers/conformance.hpp"
+#include "tests/support.hpp"
+
+namespace {
+
+using namespace dbstep;
+using dbstep::testing::capture_error;
+using dbstep::testing::TempDir;
+using dbstep::testing::up_step;
+
+struct SqliteFixture {
+  static constexpr const char* kName = "sqlite";
+  TempDir dir;
+  std::string file = (dir / "test.db").string();
+
+  std::unique_ptr<Driver> open(std::string_view params = "") {
+    std::string url = "sqlite://" + file;
+    if (!params.empty()) url += "?" + std::string(params);
+    return drivers::open_sqlite(Url::parse(url));
+  }
+  SQLite::Database connect() { return SQLite::Database(file, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE); }
+  std::int64_t query_int(std::string_view sql) {
+    auto db = connect();
+    return db.execAndGet(std::string(sql)).getInt64();
+  }
+  bool table_exists(std::string_view name) {
+    auto db = connect();
+    SQLite::Statement q(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')");
+    q.bind(1, std::string(name));
+    q.executeStep();
+    return q.getColumn(0).getInt() > 0;
+  }
+  void exec(std::string_view sql) {
+    auto db = connect();
+    db.exec(std::string(sql));
+  }
+};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_INVOKE(driver_conformance, SqliteFixture);
+
+TEST_CASE("sqlite: URL forms name the same file") {
+  TempDir dir;
+  auto abs = (dir / "abs.db").string();
+  drivers::open_sqlite(Url::parse("sqlite://" + abs))->set_state({7, false});
+  CHECK(drivers::open_sqlite(Url::parse("sqlite3://" + abs))->state() == DbState{7, false});
+  // sqlite:///abs is the absolute path /abs.
+  CHECK(Url::parse("sqlite://" + abs).body() == abs);
+  CHECK(Url::parse("sqlite:///var/x.db").body() == "/var/x.db");
+  CHECK(Url::parse("sqlite://rel/x.db").body() == "rel/x.db");
+  auto e = capture_error([] { drivers::open_sqlite(Url::parse("sqlite://")); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  auto bad = capture_error([&] { drivers::open_sqlite(Url::parse("sqlite://" + abs + "?x-no-tx-wrap=yeppers")); });
+  CHECK(std::string(bad.what()).find("x-no-tx-wrap") != std::string::npos);
+  CHECK(std::string(bad.what()).find("invalid syntax") != std::string::npos);
+  auto missing = capture_error([&] { drivers::open_sqlite(Url::parse("sqlite://" + (dir / "no/such/dir/x.db").string())); });
+  CHECK(missing.code() == ErrorCode::kDatabase);
+  CHECK(std::string(missing.what()).find("no/such/dir/x.db") != std::string::npos);
+}
+
+TEST_CASE("sqlite: go-sqlite3 connection parameters become pragmas") {
+  TempDir dir;
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + (dir / "p.db").string() + "?_journal_mode=WAL&_foreign_keys=1"));
+  d->apply(up_step(1, "CREATE TABLE p (id int primary key); CREATE TABLE c (p int references p (id));"), {});
+  auto e = capture_error([&] { d->apply(up_step(2, "INSERT INTO c VALUES (42);"), DbState{1, false}); });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);  // the foreign key is enforced
+  SQLite::Database db((dir / "p.db").string());
+  CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+}
+
+TEST_CASE("sqlite: golang-migrate's own table shape (version uint64, dirty bool) continues") {
+  TempDir dir;
+  auto file = (dir / "gm.db").string();
+  {
+    SQLite::Database db(file, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version uint64,dirty bool);"
+            "CREATE UNIQUE INDEX IF NOT EXISTS version_unique ON schema_migrations (version);"
+            "INSERT INTO schema_migrations (version, dirty) VALUES (20170412214116, 0);");
+  }
+  auto d = drivers::open_sqlite(Url::parse("sqlite3://" + file));
+  CHECK(d->state() == DbState{20170412214116ULL, false});
+  CHECK(d->apply(up_step(20180101000000ULL, "CREATE TABLE later (x int);"), DbState{20170412214116ULL, false}));
+  SQLite::Database db(file);
+  CHECK(db.execAndGet("SELECT version FROM schema_migrations").getInt64() == 20180101000000LL);
+  CHECK(db.execAndGet("SELECT dirty FROM schema_migrations").getInt() == 0);
+}
+
+TEST_CASE("sqlite: a file with its own BEGIN/COMMIT runs as written, outside the wrapper") {
+  TempDir dir;
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + (dir / "tx.db").string()));
+  CHECK(d->apply(up_step(1, "CREATE TABLE a (x int);\nBEGIN;\nINSERT INTO a VALUES (1);\nCOMMIT;\n"), {}));
+  CHECK(d->state() == DbState{1, false});
+  SQLite::Database db((dir / "tx.db").string());
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 1);
+
+  // Failing inside its own transaction: that transaction is rolled back, the database is dirty.
+  auto e = capture_error([&] {
+    d->apply(up_step(2, "BEGIN;\nINSERT INTO a VALUES (2);\nINSERT INTO nope VALUES (1);\nCOMMIT;\n"),
+             DbState{1, false});
+  });
+  CHECK(e.line == 3);
+  CHECK(d->state() == DbState{2, true});
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 1);
+
+  // A BEGIN without COMMIT is not committed for the file.
+  d->set_state({2, false});
+  auto open_tx = capture_error([&] { d->apply(up_step(3, "BEGIN;\nINSERT INTO a VALUES (3);\n"), DbState{2, false}); });
+  CHECK(std::string(open_tx.what()).find("did not commit") != std::string::npos);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 1);
+}
+
+TEST_CASE("sqlite: VACUUM and x-no-tx-wrap run outside a transaction") {
+  TempDir dir;
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + (dir / "v.db").string() + "?x-no-tx-wrap=true"));
+  CHECK(d->apply(up_step(1, "CREATE TABLE a (x int);"), {}));
+  CHECK(d->apply(up_step(2, "VACUUM;"), DbState{1, false}));
+  auto wrapped = drivers::open_sqlite(Url::parse("sqlite://" + (dir / "v.db").string()));
+  CHECK(wrapped->apply(up_step(3, "INSERT INTO a VALUES (1); VACUUM;"), DbState{2, false}));
+  CHECK(wrapped->state() == DbState{3, false});
+}
+
+TEST_CASE("sqlite: triggers with BEGIN ... END bodies stay whole") {
+  TempDir dir;
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + (dir / "t.db").string()));
+  CHECK(d->apply(up_step(1,
+                         "CREATE TABLE a (x int);\nCREATE TABLE log (x int);\n"
+                         "CREATE TRIGGER a_log AFTER INSERT ON a BEGIN\n"
+                         "  INSERT INTO log VALUES (new.x);\n  INSERT INTO log VALUES (new.x + 1);\nEND;\n"
+                         "INSERT INTO a VALUES (1);\n"
+                         "INSERT INTO a VALUES (';'); -- a semicolon in a string; and in a comment\n"),
+                 {}));
+  SQLite::Database db((dir / "t.db").string());
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM log").getInt() == 4);
+  CHECK(d->state() == DbState{1, false});
+}
+
+TEST_CASE("sqlite: drop skips SQLite's own tables (AUTOINCREMENT's sqlite_sequence)") {
+  TempDir dir;
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + (dir / "d.db").string()));
+  CHECK(d->apply(up_step(1, "CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, x int); INSERT INTO a (x) VALUES (1);"), {}));
+  d->lock(std::chrono::seconds(1));
+  d->drop();
+  d->unlock();
+  SQLite::Database db((dir / "d.db").string());
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").getInt() == 0);
+}

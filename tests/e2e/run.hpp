@@ -1,0 +1,84 @@
+#pragma once
+// Runs the built `dbstep` binary as a user would: arguments, working folder, environment; returns
+// its exit code and what it printed on stdout and stderr.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support.hpp"
+
+namespace dbstep::testing {
+
+struct RunResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// A started dbstep process; wait() collects it.
+class Process {
+ public:
+  Process(const std::vector<std::string>& args, const std::filesystem::path& cwd,
+          const std::map<std::string, std::string>& env = {})
+      : out_path_(cwd / (".out-" + std::to_string(counter()))),
+        err_path_(cwd / (".err-" + std::to_string(counter()))) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (::chdir(cwd.c_str()) != 0) _exit(126);
+      int in = ::open("/dev/null", O_RDONLY);
+      int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(in, 0);
+      ::dup2(out, 1);
+      ::dup2(err, 2);
+      ::unsetenv("DATABASE_URL");
+      ::unsetenv("DBSTEP_SOURCE");
+      for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+      std::vector<char*> argv;
+      std::string bin = DBSTEP_BINARY;
+      argv.push_back(bin.data());
+      std::vector<std::string> copy = args;
+      for (auto& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(bin.c_str(), argv.data());
+      _exit(127);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  std::string stdout_so_far() const { return read_file(out_path_); }
+  RunResult wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    RunResult r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = read_file(out_path_);
+    r.err = read_file(err_path_);
+    std::filesystem::remove(out_path_);
+    std::filesystem::remove(err_path_);
+    return r;
+  }
+
+ private:
+  static int counter() {
+    static int n = 0;
+    return n++;
+  }
+  std::filesystem::path out_path_, err_path_;
+  pid_t pid_ = -1;
+};
+
+inline RunResult run_dbstep(const std::vector<std::string>& args, const std::filesystem::path& cwd,
+                            const std::map<std::string, std::string>& env = {}) {
+  return Process(args, cwd, env).wait();
+}
+
+}  // namespace dbstep::testing
