@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config git
+  build-essential cmake ninja-build pkg-config git
   libsqlitecpp-dev libsqlite3-dev sqlite3
   libboost-program-options-dev libfmt-dev doctest-dev
   libpqxx-dev libpq-dev libpg-query-dev

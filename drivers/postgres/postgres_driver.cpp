@@ -873,7 +873,7 @@ void PostgresDriver::lock_table(milliseconds timeout) {
                                        "INSERT INTO {} (lock_id) VALUES {} ON CONFLICT DO NOTHING",
                                        left_ms(), lock_table_name(), values));
     if (!failed && std::atoi(PQcmdTuples(r.get())) == static_cast<int>(lock_keys_.size())) {
-      commit("taking the migration lock");
+      exec("COMMIT", "taking the migration lock");
       return;
     }
     rollback_quietly();
@@ -986,6 +986,7 @@ void PostgresDriver::write_rows(const DbState& s) {
   exec(sql, fmt::format("recording version {} in {}", to_string(s.version), table_name()));
 }
 
+// Commits a transaction that went through read_state_for_update(): the table exists now.
 void PostgresDriver::commit(std::string_view doing) {
   exec("COMMIT", doing);
   table_ready_ = true;
@@ -1140,7 +1141,8 @@ SELECT kind, name FROM (
          format('%I.%I(%s)', current_schema(), p.proname, pg_get_function_identity_arguments(p.oid))
     FROM pg_proc p
    WHERE p.pronamespace = (SELECT oid FROM ns)
-     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                     AND d.objid = p.oid AND d.deptype IN ('e', 'i'))
   UNION ALL
   SELECT 4, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
          format('%I.%I', current_schema(), t.typname)

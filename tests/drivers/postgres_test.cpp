@@ -352,7 +352,7 @@ TEST_CASE("postgres: error positions follow golang-migrate's vectors, CRLF and n
       {"SELECT *\nFROM foo", 2, 6},          // relation "foo" does not exist at 15
       {"SELECT *\n\nFROM foo", 3, 6},        // 16
       {"SELECT *\nFROM foo\nWHERE x", 2, 6},
-      {"SELECT *\nFROMM foo", 2, 7},         // syntax error at "foo"
+      {"SELECT *\nFROMM foo", 2, 1},         // syntax error at "FROMM": 10
       {"SELECT *\r\nFROM foo", 2, 6},
       {"SELECT *\r\n\r\nFROM foo", 3, 6},
       {"SELECT '\xC3\xA9\xC3\xA9', *\r\nFROM foo", 2, 6},
