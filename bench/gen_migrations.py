@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Generates N paired migrations, the same SQL written in every benchmarked tool's format.
+
+Each migration i creates a table of 3 columns with an index and inserts 10 rows; its down drops
+the table. The SQL runs unchanged on SQLite and PostgreSQL. Written under OUT:
+
+  dbstep/       NNNNNN_create_tNNNNNN.up.sql / .down.sql     dbstep and golang-migrate
+  dbmate/       NNNNNN_create_tNNNNNN.sql   (-- migrate:up / -- migrate:down; one transaction each)
+  sqlmigrate/   NNNNNN_create_tNNNNNN.sql   (-- +migrate Up / -- +migrate Down; one transaction each)
+  floor/up.sql, floor/down.sql              one BEGIN ... COMMIT per migration, for `sqlite3 db <`
+                                            and `psql -f` (psql sends each statement on its own)
+  floor/up_oneq.sql, floor/down_oneq.sql    the same with `\\;` between statements, so psql sends
+                                            each migration as ONE simple-query message
+  stats.json                                counts and the largest file's size
+
+  gen_migrations.py --n 1000 --out DIR [--formats dbstep,dbmate,sqlmigrate,floor]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+
+def statements_up(i: int) -> list[str]:
+    t = f"t{i:06d}"
+    rows = ",\n  ".join(
+        f"({r}, 'row {r} of migration {i}', '2024-01-{r:02d} 12:00:00')" for r in range(1, 11))
+    return [
+        f"CREATE TABLE {t} (\n  id INTEGER PRIMARY KEY,\n  name TEXT NOT NULL,\n"
+        f"  created_at TIMESTAMP NOT NULL\n)",
+        f"CREATE INDEX {t}_name_idx ON {t} (name)",
+        f"INSERT INTO {t} (id, name, created_at) VALUES\n  {rows}",
+    ]
+
+
+def statements_down(i: int) -> list[str]:
+    return [f"DROP TABLE t{i:06d}"]
+
+
+def body(stmts: list[str]) -> str:
+    return "".join(s + ";\n" for s in stmts)
+
+
+def one_query(stmts: list[str]) -> str:
+    # psql's \; appends a semicolon to the query buffer without sending it; the final ';' sends
+    # the whole buffer as one simple-query message. Newlines inside statements are kept (psql
+    # keeps accumulating the buffer across lines).
+    return "BEGIN \\;\n" + "".join(s + " \\;\n" for s in stmts) + "COMMIT;\n"
+
+
+def write(path: str, text: str, largest: list[int]) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+    largest[0] = max(largest[0], len(text.encode()))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, required=True, help="number of migrations (pairs)")
+    ap.add_argument("--out", required=True, help="output folder (replaced)")
+    ap.add_argument("--formats", default="dbstep,dbmate,sqlmigrate,floor")
+    args = ap.parse_args()
+    formats = set(args.formats.split(","))
+    unknown = formats - {"dbstep", "dbmate", "sqlmigrate", "floor"}
+    if unknown or args.n < 1:
+        print(f"gen_migrations: bad --formats {sorted(unknown)} or --n {args.n}", file=sys.stderr)
+        return 2
+
+    out = args.out
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    for f in formats:
+        os.makedirs(os.path.join(out, f))
+    largest = [0]
+    floor_up, floor_down, oneq_up, oneq_down = [], [], [], []
+    for i in range(1, args.n + 1):
+        up, down = statements_up(i), statements_down(i)
+        stem = f"{i:06d}_create_t{i:06d}"
+        if "dbstep" in formats:
+            write(os.path.join(out, "dbstep", stem + ".up.sql"), body(up), largest)
+            write(os.path.join(out, "dbstep", stem + ".down.sql"), body(down), largest)
+        if "dbmate" in formats:
+            write(os.path.join(out, "dbmate", stem + ".sql"),
+                  "-- migrate:up\n" + body(up) + "\n-- migrate:down\n" + body(down), largest)
+        if "sqlmigrate" in formats:
+            write(os.path.join(out, "sqlmigrate", stem + ".sql"),
+                  "-- +migrate Up\n" + body(up) + "\n-- +migrate Down\n" + body(down), largest)
+        floor_up.append("BEGIN;\n" + body(up) + "COMMIT;\n")
+        floor_down.append("BEGIN;\n" + body(down) + "COMMIT;\n")
+        oneq_up.append(one_query(up))
+        oneq_down.append(one_query(down))
+    if "floor" in formats:
+        floor = os.path.join(out, "floor")
+        for name, parts in (("up.sql", floor_up), ("down.sql", floor_down[::-1]),
+                            ("up_oneq.sql", oneq_up), ("down_oneq.sql", oneq_down[::-1])):
+            with open(os.path.join(floor, name), "w", encoding="utf-8") as f:
+                f.write("".join(parts))
+    with open(os.path.join(out, "stats.json"), "w", encoding="utf-8") as f:
+        json.dump({"n": args.n, "largest_file_bytes": largest[0]}, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
