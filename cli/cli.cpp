@@ -48,6 +48,7 @@ struct Settings {
   bool yes = false;
   bool all = false;
   bool verbose = false;
+  bool single_transaction = false;
   bool help = false;
   bool version = false;
   std::vector<std::string> positional;  // command and its arguments
@@ -88,6 +89,8 @@ po::options_description option_descriptions() {
       ("lock-timeout", po::value<double>(), "seconds to wait for the migration lock (default 15)")
       ("yes,y", po::bool_switch(), "do not ask for confirmation (rollback all, drop)")
       ("all", po::bool_switch(), "with down: roll back everything without asking")
+      ("single-transaction", po::bool_switch(),
+       "migrate/rollback/goto: apply every migration of the run in one transaction, all or none")
       ("verbose,v", po::bool_switch(), "say more: source, database, lock wait, failing statement")
       ("prefetch", po::value<unsigned>(), "accepted for golang-migrate compatibility; ignored")
       ("help,h", po::bool_switch(), "show help (dbstep COMMAND --help for one command)")
@@ -150,6 +153,7 @@ Settings parse_args(const std::vector<std::string>& args) {
   s.yes = vm["yes"].as<bool>();
   s.all = vm["all"].as<bool>();
   s.verbose = vm["verbose"].as<bool>();
+  s.single_transaction = vm["single-transaction"].as<bool>();
   s.help = vm["help"].as<bool>();
   s.version = vm["version"].as<bool>();
   return s;
@@ -301,6 +305,7 @@ Migrator open_migrator(Context& ctx, Observer* observer) {
       static_cast<std::int64_t>(ctx.settings.lock_timeout_s * 1000));
   options.stop = &g_stop;
   options.observer = observer;
+  options.single_transaction = ctx.settings.single_transaction;
   Migrator m = Migrator::open(registry, ctx.settings.database, ctx.settings.source, options);
   if (ctx.settings.verbose) {
     fmt::print(ctx.out, "Using {} ({} migration versions) and {}\n", m.source().describe(),

@@ -12,6 +12,7 @@
 // one the Migrator planned from, so two processes never apply the same migration twice.
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "core/migration.hpp"
@@ -40,6 +41,10 @@ struct Step {
   bool has_file() const { return !file.empty(); }
 };
 
+// Hands out the steps of a batch one at a time: nullptr when there are no more (or the run was
+// asked to stop). The Step stays valid until the next call.
+using StepFeed = std::function<const Step*()>;
+
 class Driver {
  public:
   virtual ~Driver() = default;
@@ -65,6 +70,13 @@ class Driver {
   // Error(kMigrationFailed) with file, line, column and the database's message on a SQL error.
   // The version table is created on first use.
   virtual bool apply(const Step& step, const DbState& expected) = 0;
+
+  // --single-transaction: runs every step `next` hands out, then records the last step's target,
+  // all in ONE transaction, provided the stored state is still `expected` (false, and nothing
+  // done, when it is not). Any failure rolls back everything: the state stays `expected`. A step
+  // that cannot run in a transaction fails the batch with Error(kMigrationFailed) saying so.
+  // Drivers whose database cannot roll back DDL keep this default, which refuses the batch.
+  virtual bool apply_batch(const DbState& expected, const StepFeed& next);
 
   // Stores `state` as is, without running SQL (`force`). {none, clean} leaves the table empty.
   virtual void set_state(const DbState& state) = 0;

@@ -59,6 +59,32 @@ Error with_message(const Error& from, std::string message) {
   return e;
 }
 
+// Runs `apply`; when it fails with a SQL error, adds where the database stands now (unchanged,
+// because the transaction rolled back, or dirty) and updates `current` to match.
+template <typename Apply>
+bool with_state_report(Driver& driver, DbState& current, Apply&& apply,
+                       std::string_view unchanged_note = "") {
+  try {
+    return apply();
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kMigrationFailed) throw;
+    DbState after = driver.state();
+    std::string where =
+        after == current
+            ? fmt::format("the database is still at version {}{}", to_string(current.version),
+                          unchanged_note)
+            : fmt::format("the database is now dirty at version {} because the migration ran "
+                          "outside a transaction; repair it, then run `dbstep force VERSION`",
+                          to_string(after.version));
+    current = after;
+    throw with_message(e, fmt::format("{}; {}", e.what(), where));
+  }
+}
+
+bool apply_reporting_state(Driver& driver, const Step& step, DbState& current) {
+  return with_state_report(driver, current, [&] { return driver.apply(step, current); });
+}
+
 bool before_in_direction(Direction d, const OptVersion& a, const OptVersion& b) {
   return d == Direction::kUp ? version_less(a, b) : version_less(b, a);
 }
@@ -120,49 +146,41 @@ Result Migrator::run(PlanFn&& make_plan) {
 
     std::size_t i = 0;
     while (i < plan.steps.size()) {
-      if (options_.stop && options_.stop->load()) {
-        result.stopped = true;
-        break;
+      bool moved = false;
+      if (options_.single_transaction) {
+        moved = !run_batch(plan, current, result);
+        if (!moved) break;
+      } else {
+        if (options_.stop && options_.stop->load()) {
+          result.stopped = true;
+          break;
+        }
+        const PlannedStep& planned = plan.steps[i];
+        Step step = make_step(planned);
+        if (obs) obs->on_step_started(planned);
+        const auto step_started = Clock::now();
+        bool applied = apply_reporting_state(*driver_, step, current);
+        if (applied) {
+          AppliedStep done{step.version, step.target, step.direction, step.identifier, step.file,
+                           Clock::now() - step_started};
+          current = DbState{step.target, false};
+          if (obs) obs->on_step_finished(done);
+          result.steps.push_back(std::move(done));
+          ++i;
+          continue;
+        }
+        moved = true;
       }
-      const PlannedStep& planned = plan.steps[i];
-      Step step = make_step(planned);
-      if (obs) obs->on_step_started(planned);
-      const auto step_started = Clock::now();
-      bool applied;
-      try {
-        applied = driver_->apply(step, current);
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::kMigrationFailed) throw;
-        // Say where the database stands now: unchanged (the transaction rolled back) or dirty.
-        DbState after = driver_->state();
-        std::string where =
-            after == current
-                ? fmt::format("the database is still at version {}", to_string(current.version))
-                : fmt::format("the database is now dirty at version {} because the migration ran "
-                              "outside a transaction; repair it, then run `dbstep force VERSION`",
-                              to_string(after.version));
-        current = after;
-        throw with_message(e, fmt::format("{}; {}", e.what(), where));
-      }
-      if (!applied) {
-        // Another process moved the database since we planned. Carry on toward the same goal
-        // from where it is now, if it is still on the way.
-        result.concurrent = true;
-        current = driver_->state();
-        if (current.dirty) throw dirty_error(*driver_, current);
-        if (!before_in_direction(way, current.version, goal)) break;
-        plan = plan_to(index_, current.version, goal);
-        plan.replanned = true;
-        if (obs) obs->on_plan(plan);
-        i = 0;
-        continue;
-      }
-      AppliedStep done{step.version, step.target, step.direction, step.identifier, step.file,
-                       Clock::now() - step_started};
-      current = DbState{step.target, false};
-      if (obs) obs->on_step_finished(done);
-      result.steps.push_back(std::move(done));
-      ++i;
+      // Another process moved the database since we planned. Carry on toward the same goal from
+      // where it is now, if it is still on the way.
+      result.concurrent = true;
+      current = driver_->state();
+      if (current.dirty) throw dirty_error(*driver_, current);
+      if (!before_in_direction(way, current.version, goal)) break;
+      plan = plan_to(index_, current.version, goal);
+      plan.replanned = true;
+      if (obs) obs->on_plan(plan);
+      i = 0;
     }
     lock.release();
   } catch (const Error& e) {
@@ -174,6 +192,44 @@ Result Migrator::run(PlanFn&& make_plan) {
   if (!have_state) result.from = std::nullopt;
   result.duration = Clock::now() - started;
   return result;
+}
+
+bool Migrator::run_batch(const Plan& plan, DbState& current, Result& result) {
+  Observer* obs = options_.observer;
+  std::vector<AppliedStep> done;  // reported once the batch has committed
+  std::size_t next_index = 0;
+  Step step;
+  auto step_started = Clock::now();
+  StepFeed feed = [&]() -> const Step* {
+    if (next_index > 0) {
+      done.push_back(AppliedStep{step.version, step.target, step.direction, step.identifier,
+                                 step.file, Clock::now() - step_started});
+    }
+    if (next_index == plan.steps.size()) return nullptr;
+    if (options_.stop && options_.stop->load()) {
+      result.stopped = true;
+      return nullptr;
+    }
+    const PlannedStep& planned = plan.steps[next_index++];
+    step = make_step(planned);
+    if (obs) obs->on_step_started(planned);
+    step_started = Clock::now();
+    return &step;
+  };
+  const std::string note = fmt::format(
+      ": --single-transaction rolled back all {} migration(s) of the run", plan.steps.size());
+  bool applied = with_state_report(
+      *driver_, current, [&] { return driver_->apply_batch(current, feed); }, note);
+  if (!applied) {
+    result.stopped = false;
+    return false;
+  }
+  if (!done.empty()) current = DbState{done.back().target, false};
+  for (auto& d : done) {
+    if (obs) obs->on_step_finished(d);
+    result.steps.push_back(std::move(d));
+  }
+  return true;
 }
 
 Result Migrator::up() {

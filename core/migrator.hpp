@@ -68,6 +68,10 @@ struct MigratorOptions {
   // finishes). Borrowed.
   const std::atomic<bool>* stop = nullptr;
   Observer* observer = nullptr;  // borrowed
+  // Apply the whole plan in one transaction: every migration and the version update commit
+  // together or not at all (Driver::apply_batch). A stop request ends the batch after the
+  // running migration and commits what ran.
+  bool single_transaction = false;
 };
 
 class Migrator {
@@ -102,6 +106,8 @@ class Migrator {
   template <typename PlanFn>
   Result run(PlanFn&& make_plan);
   Step make_step(const PlannedStep& planned);
+  // Runs plan.steps[from..] in one transaction; returns false when the state moved first.
+  bool run_batch(const Plan& plan, DbState& current, Result& result);
 
   std::unique_ptr<Source> source_;
   std::unique_ptr<Driver> driver_;

@@ -83,6 +83,7 @@ class SqliteDriver final : public Driver {
   void unlock() override;
   DbState state() override;
   bool apply(const Step& step, const DbState& expected) override;
+  bool apply_batch(const DbState& expected, const StepFeed& next) override;
   void set_state(const DbState& state) override;
   void drop() override;
   std::string describe() const override { return fmt::format("SQLite database {}", path_); }
@@ -428,6 +429,54 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
     throw;
   }
   return true;
+}
+
+namespace {
+
+Error cannot_batch(const Step& step, std::string_view why) {
+  Error e(ErrorCode::kMigrationFailed,
+          fmt::format("migration {} ({}) cannot run inside a transaction ({}), so it cannot be "
+                      "part of --single-transaction; run without --single-transaction",
+                      step.version, step.file, why));
+  e.file = step.file;
+  e.version = step.version;
+  return e;
+}
+
+}  // namespace
+
+bool SqliteDriver::apply_batch(const DbState& expected, const StepFeed& next) {
+  open_connection(true);
+  begin_immediate();
+  try {
+    ensure_table();
+    if (read_state() != expected) {
+      rollback_quietly();
+      return false;
+    }
+    std::optional<DbState> last;
+    while (const Step* step = next()) {
+      if (step->has_file()) {
+        if (no_tx_wrap_) throw cannot_batch(*step, "x-no-tx-wrap is set");
+        if (has_directive(step->sql, "dbstep:no-transaction")) {
+          throw cannot_batch(*step, "it says -- dbstep:no-transaction");
+        }
+        try {
+          run_file(*step, /*wrapped=*/true);
+        } catch (const NeedsNoTransaction&) {
+          throw cannot_batch(*step, "it holds BEGIN, COMMIT, ROLLBACK or VACUUM");
+        }
+      }
+      last = DbState{step->target, false};
+    }
+    if (last) write_state(*last);
+    exec("COMMIT", "cannot commit the migrations");
+    return true;
+  } catch (...) {
+    rollback_quietly();
+    table_ready_ = false;
+    throw;
+  }
 }
 
 void SqliteDriver::set_state(const DbState& state) {

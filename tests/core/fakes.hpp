@@ -86,6 +86,23 @@ class FakeDriver final : public Driver {
     current = DbState{step.target, false};
     return true;
   }
+  bool apply_batch(const DbState& expected, const StepFeed& next) override {
+    if (current != expected) return false;
+    // All or nothing, as one transaction would be.
+    const DbState saved_state = current;
+    const auto saved_executed = executed;
+    try {
+      while (const Step* step = next()) {
+        if (!apply(*step, current)) throw Error(ErrorCode::kInternal, "state moved mid-batch");
+      }
+    } catch (...) {
+      current = saved_state;
+      executed = saved_executed;
+      throw;
+    }
+    ++batches;
+    return true;
+  }
   void set_state(const DbState& s) override { current = s; }
   void drop() override {
     executed.push_back("DROP");
@@ -98,6 +115,7 @@ class FakeDriver final : public Driver {
   bool locked = false;
   bool held_elsewhere = false;
   int lock_count = 0;
+  int batches = 0;
   std::string fail_body;
   bool failure_leaves_dirty = false;
   std::function<void(FakeDriver&, const Step&)> before_apply;

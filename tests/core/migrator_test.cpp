@@ -351,3 +351,31 @@ TEST_CASE("engine: duplicate files fail when the Migrator is made, naming both")
     CHECK(std::string(e.what()).find("1_other.up.sql") != std::string::npos);
   }
 }
+
+TEST_CASE("engine: --single-transaction applies the whole plan at once, or nothing") {
+  MigratorOptions options;
+  options.single_transaction = true;
+  Engine e(testing::gm_fixture(), options);
+  Result r = e.m->up();
+  CHECK(r.ok());
+  CHECK(e.driver->batches == 1);
+  CHECK(r.steps.size() == 5);
+  CHECK(e.seq() == Seq{"CREATE 1", "CREATE 3", "CREATE 4", "CREATE 7"});
+  CHECK(e.version() == OptVersion{7});
+
+  Engine failing(testing::gm_fixture(), options);
+  failing.driver->fail_body = "CREATE 4";
+  r = failing.m->up();
+  REQUIRE(r.error);
+  CHECK(r.steps.empty());
+  CHECK(r.to == none());
+  CHECK(failing.seq().empty());
+  CHECK(std::string(r.error->what()).find("rolled back all 5 migration(s)") != std::string::npos);
+
+  // Down and goto go through the same path.
+  CHECK(e.m->migrate_to(3).ok());
+  CHECK(e.version() == OptVersion{3});
+  CHECK(e.driver->batches == 2);
+  CHECK(e.m->down().ok());
+  CHECK(e.version() == none());
+}

@@ -251,6 +251,54 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
     CHECK(d->state() == DbState{1, false});
   }
 
+  SUBCASE("apply_batch commits every step and the last version together") {
+    auto d = fx.open();
+    std::vector<Step> steps = {up_step(1, "CREATE TABLE b1 (x int);"), make_step(2, 2, "", ""),
+                               up_step(3, "CREATE TABLE b3 (x int); INSERT INTO b3 VALUES (3);")};
+    std::size_t i = 0;
+    CHECK(d->apply_batch(none, [&]() -> const Step* { return i < steps.size() ? &steps[i++] : nullptr; }));
+    CHECK(d->state() == DbState{3, false});
+    CHECK(fx.table_exists("b1"));
+    CHECK(fx.query_int("SELECT x FROM b3") == 3);
+    // The state moved: nothing runs.
+    i = 0;
+    CHECK_FALSE(d->apply_batch(none, [&]() -> const Step* { return i < steps.size() ? &steps[i++] : nullptr; }));
+    CHECK(i == 0);
+  }
+
+  SUBCASE("apply_batch rolls back every step when one fails") {
+    auto d = fx.open();
+    d->set_state({1, false});
+    std::vector<Step> steps = {up_step(2, "CREATE TABLE b2 (x int);"),
+                               up_step(3, "CREATE TABLE b3 (x int);\nINSERT INTO nope VALUES (1);"),
+                               up_step(4, "CREATE TABLE b4 (x int);")};
+    std::size_t i = 0;
+    auto e = capture_error([&] {
+      d->apply_batch(DbState{1, false},
+                     [&]() -> const Step* { return i < steps.size() ? &steps[i++] : nullptr; });
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.file == "3_test.up.sql");
+    CHECK(e.line == 2);
+    CHECK(i == 2);  // the step after the failure was never asked for
+    CHECK_FALSE(fx.table_exists("b2"));
+    CHECK_FALSE(fx.table_exists("b3"));
+    CHECK(d->state() == DbState{1, false});
+  }
+
+  SUBCASE("apply_batch refuses a migration that cannot run in a transaction") {
+    auto d = fx.open();
+    std::vector<Step> steps = {up_step(1, "CREATE TABLE b1 (x int);"),
+                               up_step(2, "-- dbstep:no-transaction\nCREATE TABLE b2 (x int);")};
+    std::size_t i = 0;
+    auto e = capture_error([&] {
+      d->apply_batch(none, [&]() -> const Step* { return i < steps.size() ? &steps[i++] : nullptr; });
+    });
+    CHECK(std::string(e.what()).find("cannot run inside a transaction") != std::string::npos);
+    CHECK_FALSE(fx.table_exists("b1"));
+    CHECK(d->state() == none);
+  }
+
   SUBCASE("connections racing to apply the same migration apply it exactly once") {
     constexpr int kRacers = 4;
     {

@@ -306,3 +306,28 @@ TEST_CASE("e2e: Ctrl-C lets the running migration finish and starts no other") {
   CHECK(scalar(file, "SELECT version FROM schema_migrations") == 1);
   CHECK(tables(file) == std::set<std::string>{"slow", "schema_migrations"});
 }
+
+TEST_CASE("e2e: --single-transaction applies all pending migrations or none") {
+  TempDir tmp;
+  auto dir = tmp / "m";
+  write_counting_migrations(dir, 5);
+  write_file(dir / "0006_broken.up.sql", "INSERT INTO log VALUES (6);\nINSERT INTO log VALUES (6);\n");
+  auto file = tmp / "one.db";
+  std::string db = "sqlite://" + file.string();
+  auto r = run_dbstep({"-d", db, "-s", dir.string(), "migrate", "2"}, tmp.path());
+  REQUIRE(r.code == 0);
+  r = run_dbstep({"-d", db, "-s", dir.string(), "migrate", "all", "--single-transaction"}, tmp.path());
+  CHECK(r.code == 1);
+  CHECK(contains(r.err, "migration 6 (0006_broken.up.sql) failed at line 2"));
+  CHECK(contains(r.err, "the database is still at version 2"));
+  CHECK(contains(r.err, "rolled back all 4 migration(s)"));
+  CHECK(scalar(file, "SELECT COUNT(*) FROM log") == 2);
+  std::filesystem::remove(dir / "0006_broken.up.sql");
+  r = run_dbstep({"-d", db, "-s", dir.string(), "migrate", "all", "--single-transaction"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "Applied migration 5: step"));
+  CHECK(scalar(file, "SELECT COUNT(*) FROM log") == 5);
+  r = run_dbstep({"-d", db, "-s", dir.string(), "rollback", "all", "--single-transaction"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(tables(file) == std::set<std::string>{"schema_migrations"});
+}
