@@ -337,6 +337,7 @@ struct Statement {
 struct Script {
   std::vector<Statement> statements;
   bool outside_transaction = false;
+  std::string why_outside;  // for messages: "it holds CREATE INDEX CONCURRENTLY" ...
 };
 
 bool has_param(const nlohmann::json& body, std::string_view name) {
@@ -476,9 +477,13 @@ Script analyze(const Step& step) {
   }
 
   bool no_tx = has_directive(text, kNoTransactionDirective);
+  if (no_tx) script.why_outside = "it says -- dbstep:no-transaction";
   std::size_t controls = 0;
   for (const auto& st : script.statements) {
-    if (!st.no_transaction.empty()) no_tx = true;
+    if (!st.no_transaction.empty() && !no_tx) {
+      no_tx = true;
+      script.why_outside = "it holds " + st.no_transaction;
+    }
     if (st.tx != TxControl::kNone) ++controls;
   }
   auto& v = script.statements;
@@ -491,6 +496,7 @@ Script analyze(const Step& step) {
   } else if (controls > 0) {
     // Any other transaction control (several transactions, ROLLBACK, PREPARE TRANSACTION...)
     // only makes sense as written: run the file outside a transaction.
+    if (!no_tx) script.why_outside = "it controls transactions itself (BEGIN, COMMIT ...)";
     no_tx = true;
   }
   script.outside_transaction = no_tx;
@@ -584,6 +590,7 @@ class PostgresDriver final : public Driver {
   void unlock() override;
   DbState state() override;
   bool apply(const Step& step, const DbState& expected) override;
+  bool apply_batch(const DbState& expected, const StepFeed& next) override;
   void set_state(const DbState& state) override;
   void drop() override;
   std::string describe() const override { return described_; }
@@ -604,14 +611,13 @@ class PostgresDriver final : public Driver {
     return quote_ident(schema_) + "." + quote_ident(cfg_.lock_table);
   }
 
-  // Inside an open transaction: creates the version table when missing, then locks it against
+  // Opens a transaction, creates the version table when missing, then locks it against
   // writers (readers still see the committed state) and reads it.
-  DbState read_state_for_update();
-  // Inside an open transaction: replaces the table's row with `state`.
-  void write_rows(const DbState& state);
+  DbState begin_and_read_state();
+  // Replaces the table's row with `state` and commits the transaction.
+  void write_rows_and_commit(const DbState& state);
   // {expected} -> {next} in a transaction of its own; false when the state is not `expected`.
   bool write_state_checked(const DbState& expected, const DbState& next);
-  void commit(std::string_view doing);
 
   bool apply_in_transaction(const Step& step, const Script& script, const DbState& expected);
   bool apply_outside_transaction(const Step& step, const Script& script,
@@ -946,8 +952,11 @@ DbState PostgresDriver::state() {
   return parse_state(r.get(), table_name());
 }
 
-DbState PostgresDriver::read_state_for_update() {
+DbState PostgresDriver::begin_and_read_state() {
+  std::string begin = "BEGIN; ";
   if (!table_ready_) {
+    exec("BEGIN", "starting a transaction");
+    begin.clear();
     auto r = exec_params("SELECT to_regclass($1) IS NOT NULL", {table_name()},
                          "looking for the version table");
     if (value_at(r.get(), 0, 0) != "t") {
@@ -959,9 +968,10 @@ DbState PostgresDriver::read_state_for_update() {
   }
   // Excludes other writers (golang-migrate and dbstep processes that skip the advisory lock
   // included) until commit; plain SELECTs still read the committed version meanwhile.
-  auto r = exec(fmt::format("LOCK TABLE {0} IN SHARE ROW EXCLUSIVE MODE; "
-                            "SELECT version, dirty FROM {0} LIMIT 1",
-                            table_name()),
+  // One round trip when the table is known to exist.
+  auto r = exec(fmt::format("{0}LOCK TABLE {1} IN SHARE ROW EXCLUSIVE MODE; "
+                            "SELECT version, dirty FROM {1} LIMIT 1",
+                            begin, table_name()),
                 fmt::format("reading the version from {}", table_name()));
   return parse_state(r.get(), table_name());
 }
@@ -976,40 +986,36 @@ std::string version_literal(const OptVersion& v) {
   return std::to_string(*v);
 }
 
-void PostgresDriver::write_rows(const DbState& s) {
-  std::string sql = fmt::format("DELETE FROM {}", table_name());
-  // golang-migrate's rule: {none, clean} is an empty table, {none, dirty} is the row (-1, true).
+// golang-migrate's rule: {none, clean} is an empty table, {none, dirty} is the row (-1, true).
+std::string rows_sql(const std::string& table, const DbState& s) {
+  std::string sql = fmt::format("DELETE FROM {}", table);
   if (s.version || s.dirty) {
-    sql += fmt::format("; INSERT INTO {} (version, dirty) VALUES ({}, {})", table_name(),
+    sql += fmt::format("; INSERT INTO {} (version, dirty) VALUES ({}, {})", table,
                        version_literal(s.version), s.dirty ? "true" : "false");
   }
-  exec(sql, fmt::format("recording version {} in {}", to_string(s.version), table_name()));
+  return sql;
 }
 
-// Commits a transaction that went through read_state_for_update(): the table exists now.
-void PostgresDriver::commit(std::string_view doing) {
-  exec("COMMIT", doing);
+void PostgresDriver::write_rows_and_commit(const DbState& s) {
+  exec(rows_sql(table_name(), s) + "; COMMIT",
+       fmt::format("recording version {} in {}", to_string(s.version), table_name()));
   table_ready_ = true;
 }
 
 bool PostgresDriver::write_state_checked(const DbState& expected, const DbState& next) {
   version_literal(next.version);  // fail before touching anything
-  exec("BEGIN", "starting a transaction");
-  if (read_state_for_update() != expected) {
+  if (begin_and_read_state() != expected) {
     rollback_quietly();
     return false;
   }
-  write_rows(next);
-  commit(fmt::format("recording version {}", to_string(next.version)));
+  write_rows_and_commit(next);
   return true;
 }
 
 void PostgresDriver::set_state(const DbState& s) {
   version_literal(s.version);
-  exec("BEGIN", "starting a transaction");
-  read_state_for_update();
-  write_rows(s);
-  commit(fmt::format("recording version {}", to_string(s.version)));
+  begin_and_read_state();
+  write_rows_and_commit(s);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1074,18 +1080,67 @@ bool PostgresDriver::apply(const Step& step, const DbState& expected) {
   return apply_in_transaction(step, script, expected);
 }
 
+bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) {
+  if (begin_and_read_state() != expected) {
+    rollback_quietly();
+    return false;
+  }
+  try {
+    std::optional<DbState> last;
+    while (const Step* step = next()) {
+      if (step->has_file()) {
+        Script script = analyze(*step);
+        if (script.outside_transaction) {
+          Error e(ErrorCode::kMigrationFailed,
+                  fmt::format("migration {} ({}) cannot run inside a transaction ({}), so it "
+                              "cannot be part of --single-transaction; run without "
+                              "--single-transaction",
+                              step->version, step->file, script.why_outside));
+          e.file = step->file;
+          e.version = step->version;
+          throw e;
+        }
+        for (const auto& st : script.statements) run_statement(*step, st);
+      }
+      last = DbState{step->target, false};
+      version_literal(last->version);
+    }
+    if (!last) {
+      rollback_quietly();
+      return true;
+    }
+    auto [r, failed] = run(conn_.get(), rows_sql(table_name(), *last) + "; COMMIT");
+    if (failed) {
+      // Deferred constraints are checked at COMMIT, after the last statement of the batch.
+      SqlFailure f = *failed;
+      rollback_quietly();
+      Error e(ErrorCode::kMigrationFailed,
+              scrub(fmt::format("the migrations up to version {} failed at COMMIT: {}{}",
+                                to_string(last->version), f.message,
+                                f.sqlstate.empty() ? "" : " (SQLSTATE " + f.sqlstate + ")")));
+      e.sqlstate = f.sqlstate;
+      e.detail = scrub(f.verbose);
+      throw e;
+    }
+  } catch (...) {
+    rollback_quietly();
+    throw;
+  }
+  table_ready_ = true;
+  return true;
+}
+
 bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script,
                                           const DbState& expected) {
-  exec("BEGIN", "starting a transaction");
-  if (read_state_for_update() != expected) {
+  if (begin_and_read_state() != expected) {
     rollback_quietly();
     return false;
   }
   for (const auto& st : script.statements) run_statement(step, st);
-  write_rows(DbState{step.target, false});
-  auto [r, failed] = run(conn_.get(), "COMMIT");
+  auto [r, failed] = run(conn_.get(), rows_sql(table_name(), DbState{step.target, false}) +
+                                          "; COMMIT");
   if (failed) {
-    // Deferred constraints are checked here, after the last statement.
+    // Deferred constraints are checked at COMMIT, after the last statement.
     rollback_quietly();
     throw migration_error(step, nullptr, *failed, "at COMMIT");
   }
@@ -1107,8 +1162,7 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
     throw migration_error(step, nullptr, f, "at its end");
   }
   exec("BEGIN", "starting a transaction");
-  write_rows(DbState{step.target, false});
-  commit(fmt::format("recording version {}", to_string(step.target)));
+  write_rows_and_commit(DbState{step.target, false});
   return true;
 }
 
