@@ -1,5 +1,6 @@
 #include "drivers/postgres/postgres_driver.hpp"
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
 #include <pg_query.h>
 
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <set>
@@ -18,9 +20,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
@@ -103,7 +102,8 @@ std::string format_duration(milliseconds d) {
 // Go's strconv.ParseBool, with its error text, as golang-migrate reports it.
 bool go_parse_bool(std::string_view key, std::string_view v) {
   if (v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "true" || v == "True") return true;
-  if (v == "0" || v == "f" || v == "F" || v == "FALSE" || v == "false" || v == "False") return false;
+  if (v == "0" || v == "f" || v == "F" || v == "FALSE" || v == "false" || v == "False")
+    return false;
   throw Error(ErrorCode::kInvalidArgument,
               fmt::format("unable to parse option {}: strconv.ParseBool: parsing \"{}\": invalid "
                           "syntax",
@@ -143,8 +143,8 @@ struct SqlFailure {
   std::string detail;
   std::string hint;
   std::string context;
-  int position = 0;      // 1-based character in the query sent, 0 when none
-  std::string verbose;   // the whole report, as psql would print it
+  int position = 0;     // 1-based character in the query sent, 0 when none
+  std::string verbose;  // the whole report, as psql would print it
 };
 
 std::string field(const PGresult* r, int code) {
@@ -164,8 +164,8 @@ SqlFailure failure_of(PGconn* conn, const PGresult* r) {
     if (!pos.empty()) f.position = std::atoi(pos.c_str());
     f.verbose = trim(PQresultErrorMessage(r));
   } else {
-    f.message = one_line(r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r)
-                                                       : PQerrorMessage(conn));
+    f.message =
+        one_line(r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(conn));
     if (f.message.empty()) f.message = "unknown error from libpq";
     f.verbose = f.message;
   }
@@ -200,8 +200,8 @@ std::pair<ResultPtr, std::optional<SqlFailure>> run(PGconn* conn, const std::str
   return {nullptr, failure_of(conn, r.get())};
 }
 
-std::pair<ResultPtr, std::optional<SqlFailure>> run_params(
-    PGconn* conn, const std::string& sql, const std::vector<std::string>& params) {
+std::pair<ResultPtr, std::optional<SqlFailure>> run_params(PGconn* conn, const std::string& sql,
+                                                           const std::vector<std::string>& params) {
   std::vector<const char*> values;
   for (const auto& p : params) values.push_back(p.c_str());
   ResultPtr r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
@@ -278,8 +278,7 @@ ConnectSpec connect_spec(const Url& url) {
     }
   } else {
     base = std::string(head);
-    static const std::regex pw(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s]+))",
-                               std::regex::icase);
+    static const std::regex pw(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s]+))", std::regex::icase);
     for (std::sregex_iterator it(base.begin(), base.end(), pw), end; it != end; ++it) {
       spec.secrets.push_back((*it)[2].matched ? (*it)[2].str() : (*it)[1].str());
     }
@@ -370,10 +369,9 @@ void classify(const std::string& node, const nlohmann::json& body, Statement& st
     st.no_transaction = "CREATE INDEX CONCURRENTLY";
   } else if (node == "DropStmt" && body.value("concurrent", false)) {
     st.no_transaction = "DROP INDEX CONCURRENTLY";
-  } else if (node == "ReindexStmt" &&
-             (has_param(body, "concurrently") ||
-              body.value("kind", "") == "REINDEX_OBJECT_SYSTEM" ||
-              body.value("kind", "") == "REINDEX_OBJECT_DATABASE")) {
+  } else if (node == "ReindexStmt" && (has_param(body, "concurrently") ||
+                                       body.value("kind", "") == "REINDEX_OBJECT_SYSTEM" ||
+                                       body.value("kind", "") == "REINDEX_OBJECT_DATABASE")) {
     st.no_transaction = "REINDEX";
   } else if (node == "VacuumStmt" && body.value("is_vacuumcmd", false)) {
     st.no_transaction = "VACUUM";
@@ -438,8 +436,8 @@ Script analyze(const Step& step) {
   const std::string& text = step.sql;
   if (text.find('\0') != std::string::npos) {
     Error e(ErrorCode::kMigrationFailed,
-            fmt::format("migration {} ({}) contains a NUL byte; it is not SQL text",
-                        step.version, step.file));
+            fmt::format("migration {} ({}) contains a NUL byte; it is not SQL text", step.version,
+                        step.file));
     e.file = step.file;
     e.version = step.version;
     throw e;
@@ -606,7 +604,9 @@ class PostgresDriver final : public Driver {
   // ROLLBACK if a transaction is open; never throws.
   void rollback_quietly() noexcept;
 
-  std::string table_name() const { return quote_ident(table_schema_) + "." + quote_ident(cfg_.table); }
+  std::string table_name() const {
+    return quote_ident(table_schema_) + "." + quote_ident(cfg_.table);
+  }
   std::string lock_table_name() const {
     return quote_ident(schema_) + "." + quote_ident(cfg_.lock_table);
   }
@@ -620,8 +620,7 @@ class PostgresDriver final : public Driver {
   bool write_state_checked(const DbState& expected, const DbState& next);
 
   bool apply_in_transaction(const Step& step, const Script& script, const DbState& expected);
-  bool apply_outside_transaction(const Step& step, const Script& script,
-                                 const DbState& expected);
+  bool apply_outside_transaction(const Step& step, const Script& script, const DbState& expected);
   // Runs one statement of a migration; throws the Error(kMigrationFailed) locating a failure.
   void run_statement(const Step& step, const Statement& st);
   Error migration_error(const Step& step, const Statement* st, const SqlFailure& f,
@@ -660,7 +659,8 @@ PostgresDriver::PostgresDriver(const Url& url, Config config)
                 fmt::format("cannot connect to PostgreSQL at {}: {}", described_, scrub(why)));
   }
   // Notices (NOTICE: ... does not exist, skipping) are not dbstep's output.
-  PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn_.get(), [](void*, const char*) {}, nullptr);
 
   if (cfg_.statement_timeout_ms > 0) {
     exec(fmt::format("SET statement_timeout = {}", cfg_.statement_timeout_ms),
@@ -686,7 +686,8 @@ PostgresDriver::PostgresDriver(const Url& url, Config config)
   };
   if (cfg_.lock_strategy == LockStrategy::kAdvisory) {
     add_key(advisory_lock_key(database_, {table_schema_, cfg_.table}));
-    if (!spec_.url_path.empty()) add_key(advisory_lock_key(spec_.url_path, {table_schema_, cfg_.table}));
+    if (!spec_.url_path.empty())
+      add_key(advisory_lock_key(spec_.url_path, {table_schema_, cfg_.table}));
   } else {
     // golang-migrate's pgx driver keys its lock table by the database name alone.
     add_key(advisory_lock_key(database_));
@@ -784,15 +785,15 @@ void PostgresDriver::lock_advisory(milliseconds timeout) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     bool got = false;
     if (left.count() <= 0) {
-      auto r = exec(fmt::format("SELECT pg_try_advisory_lock({})", key), "taking the migration lock");
+      auto r =
+          exec(fmt::format("SELECT pg_try_advisory_lock({})", key), "taking the migration lock");
       got = value_at(r.get(), 0, 0) == "t";
     } else {
       // The server waits for us, bounded by lock_timeout; the lock outlives the transaction.
-      auto [r, failed] = run(conn_.get(),
-                             fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
-                                         "SET LOCAL lock_timeout = {}; "
-                                         "SELECT pg_advisory_lock({}); COMMIT",
-                                         left.count(), key));
+      auto [r, failed] = run(conn_.get(), fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
+                                                      "SET LOCAL lock_timeout = {}; "
+                                                      "SELECT pg_advisory_lock({}); COMMIT",
+                                                      left.count(), key));
       if (failed) {
         rollback_quietly();
         if (failed->sqlstate != "55P03") {  // lock_not_available: the wait timed out
@@ -827,18 +828,23 @@ void PostgresDriver::advisory_timeout(milliseconds waited, std::uint32_t key) {
   if (!failed && r && PQntuples(r.get()) > 0) {
     std::string pid = value_at(r.get(), 0, 0);
     std::vector<std::string> facts;
-    if (auto app = value_at(r.get(), 0, 1); !app.empty()) facts.push_back(fmt::format("application \"{}\"", app));
-    if (auto user = value_at(r.get(), 0, 3); !user.empty()) facts.push_back(fmt::format("user {}", user));
+    if (auto app = value_at(r.get(), 0, 1); !app.empty())
+      facts.push_back(fmt::format("application \"{}\"", app));
+    if (auto user = value_at(r.get(), 0, 3); !user.empty())
+      facts.push_back(fmt::format("user {}", user));
     auto addr = value_at(r.get(), 0, 2);
-    facts.push_back(addr.empty() ? std::string("client on a local socket (or not visible to this user)")
-                                 : fmt::format("client {}", addr));
-    if (auto since = value_at(r.get(), 0, 4); !since.empty()) facts.push_back(fmt::format("connected since {} UTC", since));
+    facts.push_back(addr.empty()
+                        ? std::string("client on a local socket (or not visible to this user)")
+                        : fmt::format("client {}", addr));
+    if (auto since = value_at(r.get(), 0, 4); !since.empty())
+      facts.push_back(fmt::format("connected since {} UTC", since));
     if (auto st = value_at(r.get(), 0, 5); !st.empty()) {
       facts.push_back(fmt::format("{} since {} UTC", st, value_at(r.get(), 0, 6)));
     }
-    holder = fmt::format("PostgreSQL session {} holds it ({}); if that run is over or stuck, end "
-                         "it with SELECT pg_terminate_backend({})",
-                         pid, fmt::join(facts, ", "), pid);
+    holder = fmt::format(
+        "PostgreSQL session {} holds it ({}); if that run is over or stuck, end "
+        "it with SELECT pg_terminate_backend({})",
+        pid, fmt::join(facts, ", "), pid);
   }
   Error e(ErrorCode::kLockTimeout,
           scrub(fmt::format("timed out after {} waiting for the migration lock (advisory lock {}) "
@@ -856,12 +862,11 @@ void PostgresDriver::lock_table(milliseconds timeout) {
   };
   // The lock table, created under the same timeout.
   for (int attempt = 0;; ++attempt) {
-    auto [r, failed] = run(conn_.get(),
-                           fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
-                                       "SET LOCAL lock_timeout = {}; "
-                                       "CREATE TABLE IF NOT EXISTS {} "
-                                       "(lock_id BIGINT NOT NULL PRIMARY KEY); COMMIT",
-                                       left_ms(), lock_table_name()));
+    auto [r, failed] = run(conn_.get(), fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
+                                                    "SET LOCAL lock_timeout = {}; "
+                                                    "CREATE TABLE IF NOT EXISTS {} "
+                                                    "(lock_id BIGINT NOT NULL PRIMARY KEY); COMMIT",
+                                                    left_ms(), lock_table_name()));
     if (!failed) break;
     rollback_quietly();
     // Two processes creating it at once: one loses on the catalog's unique index; look again.
@@ -873,11 +878,11 @@ void PostgresDriver::lock_table(milliseconds timeout) {
   for (auto k : lock_keys_) values += fmt::format("{}({})", values.empty() ? "" : ", ", k);
   auto pause = milliseconds(20);
   for (;;) {
-    auto [r, failed] = run(conn_.get(),
-                           fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
-                                       "SET LOCAL lock_timeout = {}; "
-                                       "INSERT INTO {} (lock_id) VALUES {} ON CONFLICT DO NOTHING",
-                                       left_ms(), lock_table_name(), values));
+    auto [r, failed] =
+        run(conn_.get(), fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
+                                     "SET LOCAL lock_timeout = {}; "
+                                     "INSERT INTO {} (lock_id) VALUES {} ON CONFLICT DO NOTHING",
+                                     left_ms(), lock_table_name(), values));
     if (!failed && std::atoi(PQcmdTuples(r.get())) == static_cast<int>(lock_keys_.size())) {
       exec("COMMIT", "taking the migration lock");
       return;
@@ -887,20 +892,20 @@ void PostgresDriver::lock_table(milliseconds timeout) {
       fail("taking the migration lock", *failed);
     }
     if (Clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::min(pause, std::chrono::duration_cast<milliseconds>(
-                                                    deadline - Clock::now())));
+    std::this_thread::sleep_for(
+        std::min(pause, std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
     pause = std::min(pause * 2, milliseconds(500));
   }
   std::string ids = fmt::format("{}", fmt::join(lock_keys_, ", "));
   throw Error(ErrorCode::kLockTimeout,
-              scrub(fmt::format("timed out after {} waiting for the migration lock on {}: the "
-                                "lock table {} holds lock_id {} for another process "
-                                "(x-lock-strategy=table cannot tell which). If no migration is "
-                                "running, a crashed run left it behind: DELETE FROM {} WHERE "
-                                "lock_id IN ({})",
-                                format_duration(std::chrono::duration_cast<milliseconds>(
-                                    Clock::now() - started)),
-                                described_, lock_table_name(), ids, lock_table_name(), ids)));
+              scrub(fmt::format(
+                  "timed out after {} waiting for the migration lock on {}: the "
+                  "lock table {} holds lock_id {} for another process "
+                  "(x-lock-strategy=table cannot tell which). If no migration is "
+                  "running, a crashed run left it behind: DELETE FROM {} WHERE "
+                  "lock_id IN ({})",
+                  format_duration(std::chrono::duration_cast<milliseconds>(Clock::now() - started)),
+                  described_, lock_table_name(), ids, lock_table_name(), ids)));
 }
 
 void PostgresDriver::unlock() {
@@ -933,9 +938,9 @@ DbState parse_state(const PGresult* r, const std::string& where) {
   std::int64_t n = 0;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc() || end != v.data() + v.size() || n < -1) {
-    throw Error(ErrorCode::kDatabase,
-                fmt::format("{} holds version {}, which is not a version (expected -1 or more)",
-                            where, v));
+    throw Error(
+        ErrorCode::kDatabase,
+        fmt::format("{} holds version {}, which is not a version (expected -1 or more)", where, v));
   }
   if (n >= 0) s.version = static_cast<Version>(n);
   return s;
@@ -979,9 +984,9 @@ DbState PostgresDriver::begin_and_read_state() {
 std::string version_literal(const OptVersion& v) {
   if (!v) return "-1";
   if (*v > static_cast<Version>(std::numeric_limits<std::int64_t>::max())) {
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("version {} does not fit in the bigint version column of PostgreSQL",
-                            *v));
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("version {} does not fit in the bigint version column of PostgreSQL", *v));
   }
   return std::to_string(*v);
 }
@@ -1049,9 +1054,8 @@ Error PostgresDriver::migration_error(const Step& step, const Statement* st, con
   if (!f.detail.empty()) msg += "; detail: " + one_line(f.detail);
   if (!f.hint.empty()) msg += "; hint: " + one_line(f.hint);
   if (!f.context.empty()) msg += "; context: " + one_line(f.context);
-  Error e(ErrorCode::kMigrationFailed,
-          scrub(fmt::format("migration {} ({}) failed {}: {}", step.version, step.file, where,
-                            msg)));
+  Error e(ErrorCode::kMigrationFailed, scrub(fmt::format("migration {} ({}) failed {}: {}",
+                                                         step.version, step.file, where, msg)));
   e.file = step.file;
   e.version = step.version;
   e.line = pos.line;
@@ -1137,8 +1141,8 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     return false;
   }
   for (const auto& st : script.statements) run_statement(step, st);
-  auto [r, failed] = run(conn_.get(), rows_sql(table_name(), DbState{step.target, false}) +
-                                          "; COMMIT");
+  auto [r, failed] =
+      run(conn_.get(), rows_sql(table_name(), DbState{step.target, false}) + "; COMMIT");
   if (failed) {
     // Deferred constraints are checked at COMMIT, after the last statement.
     rollback_quietly();
@@ -1156,8 +1160,9 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
   if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
     rollback_quietly();
     SqlFailure f;
-    f.message = "the file opens a transaction (BEGIN) that it does not end (COMMIT); it was "
-                "rolled back";
+    f.message =
+        "the file opens a transaction (BEGIN) that it does not end (COMMIT); it was "
+        "rolled back";
     f.verbose = f.message;
     throw migration_error(step, nullptr, f, "at its end");
   }

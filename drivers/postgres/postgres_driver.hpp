@@ -12,7 +12,8 @@
 //   x-statement-timeout=MS         statement_timeout for the migrations' statements
 //   x-lock-timeout=MS              overrides the lock timeout the caller passes to lock()
 //   x-lock-strategy=advisory|table session advisory lock (default), or a row in a lock table
-//                                  for poolers that do not keep sessions (PgBouncer transaction mode)
+//                                  for poolers that do not keep sessions (PgBouncer transaction
+//                                  mode)
 //   x-lock-table=NAME              the lock table of x-lock-strategy=table (default schema_lock)
 //   x-multi-statement(-max-size)   accepted for golang-migrate compatibility and ignored: files are
 //                                  always split into statements by PostgreSQL's own parser

@@ -71,7 +71,8 @@ class Conn {
       PQfinish(c_);
       throw std::runtime_error("cannot connect to the test server: " + why);
     }
-    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        c_, [](void*, const char*) {}, nullptr);
   }
   ~Conn() { PQfinish(c_); }
   Conn(const Conn&) = delete;
@@ -166,8 +167,9 @@ TEST_CASE("postgres: a failing second statement rolls back the first") {
   CHECK(e.line == 1);
   CHECK(e.column == 37);  // golang-migrate's vector: (column 37) on line 1
   CHECK(e.statement == "CREATE TABLEE bar (bar text)");
-  CHECK(contains(e.what(), "migration 1 (1_test.up.sql) failed at line 1, column 37: syntax "
-                           "error at or near \"TABLEE\" (SQLSTATE 42601)"));
+  CHECK(contains(e.what(),
+                 "migration 1 (1_test.up.sql) failed at line 1, column 37: syntax "
+                 "error at or near \"TABLEE\" (SQLSTATE 42601)"));
   CHECK_FALSE(fx.table_exists("foo"));
   CHECK(d->state() == kNone);
   CHECK_FALSE(fx.table_exists("schema_migrations"));  // created in the transaction, rolled back
@@ -228,8 +230,9 @@ TEST_CASE("postgres: CREATE INDEX CONCURRENTLY runs outside a transaction") {
   REQUIRE(d->apply(up_step(1, "CREATE TABLE t (a int, b int);"), kNone));
 
   SUBCASE("alone in its file") {
-    CHECK(d->apply(up_step(2, "-- golang-migrate's example\nCREATE UNIQUE INDEX CONCURRENTLY "
-                              "t_a ON t (a);\n"),
+    CHECK(d->apply(up_step(2,
+                           "-- golang-migrate's example\nCREATE UNIQUE INDEX CONCURRENTLY "
+                           "t_a ON t (a);\n"),
                    DbState{1, false}));
     CHECK(d->state() == DbState{2, false});
     CHECK(fx.relation_exists("'t_a'"));
@@ -320,8 +323,9 @@ TEST_CASE("postgres: deferred constraints fail at COMMIT and roll back") {
                            "CREATE TABLE c (pid int references p (id) DEFERRABLE INITIALLY "
                            "DEFERRED);\n"),
                    kNone));
-  auto e = capture_error(
-      [&] { d->apply(up_step(2, "INSERT INTO c VALUES (42);\nCREATE TABLE z (x int);"), DbState{1, false}); });
+  auto e = capture_error([&] {
+    d->apply(up_step(2, "INSERT INTO c VALUES (42);\nCREATE TABLE z (x int);"), DbState{1, false});
+  });
   CHECK(e.code() == ErrorCode::kMigrationFailed);
   CHECK(e.sqlstate == "23503");
   CHECK(contains(e.what(), "at COMMIT"));
@@ -332,9 +336,8 @@ TEST_CASE("postgres: deferred constraints fail at COMMIT and roll back") {
 TEST_CASE("postgres: COPY FROM STDIN fails cleanly instead of hanging") {
   PostgresFixture fx;
   auto d = fx.open();
-  auto e = capture_error([&] {
-    d->apply(up_step(1, "CREATE TABLE cp (x int);\nCOPY cp FROM STDIN;\n"), kNone);
-  });
+  auto e = capture_error(
+      [&] { d->apply(up_step(1, "CREATE TABLE cp (x int);\nCOPY cp FROM STDIN;\n"), kNone); });
   CHECK(e.code() == ErrorCode::kMigrationFailed);
   CHECK(e.line == 2);
   CHECK(d->state() == kNone);
@@ -349,10 +352,10 @@ TEST_CASE("postgres: error positions follow golang-migrate's vectors, CRLF and n
     std::uint32_t line, column;
   };
   const Case cases[] = {
-      {"SELECT *\nFROM foo", 2, 6},          // relation "foo" does not exist at 15
-      {"SELECT *\n\nFROM foo", 3, 6},        // 16
+      {"SELECT *\nFROM foo", 2, 6},    // relation "foo" does not exist at 15
+      {"SELECT *\n\nFROM foo", 3, 6},  // 16
       {"SELECT *\nFROM foo\nWHERE x", 2, 6},
-      {"SELECT *\nFROMM foo", 2, 1},         // syntax error at "FROMM": 10
+      {"SELECT *\nFROMM foo", 2, 1},  // syntax error at "FROMM": 10
       {"SELECT *\r\nFROM foo", 2, 6},
       {"SELECT *\r\n\r\nFROM foo", 3, 6},
       {"SELECT '\xC3\xA9\xC3\xA9', *\r\nFROM foo", 2, 6},
@@ -366,8 +369,8 @@ TEST_CASE("postgres: error positions follow golang-migrate's vectors, CRLF and n
     CHECK(e.line == c.line);
     CHECK(e.column == c.column);
     CHECK(contains(e.what(), "7_test.up.sql"));
-    CHECK(contains(e.what(), "line " + std::to_string(c.line) + ", column " +
-                                 std::to_string(c.column)));
+    CHECK(contains(e.what(),
+                   "line " + std::to_string(c.line) + ", column " + std::to_string(c.column)));
   }
   // Without a position, the failing statement's first line is reported.
   auto e = capture_error([&] {
@@ -413,8 +416,9 @@ TEST_CASE("postgres: x-migrations-table, quoted and unquoted, cannot inject SQL"
   PostgresFixture fx;
   SUBCASE("quoted: schema and table") {
     fx.exec("CREATE SCHEMA migrate");
-    auto d = fx.open("x-migrations-table=%22migrate%22.%22schema_migrations%22&x-migrations-"
-                     "table-quoted=1");
+    auto d = fx.open(
+        "x-migrations-table=%22migrate%22.%22schema_migrations%22&x-migrations-"
+        "table-quoted=1");
     CHECK(d->state() == kNone);
     CHECK(d->apply(up_step(1, "CREATE TABLE t (x int);"), kNone));
     CHECK(fx.relation_exists("'migrate.schema_migrations'"));
@@ -438,11 +442,13 @@ TEST_CASE("postgres: x-migrations-table, quoted and unquoted, cannot inject SQL"
     e = capture_error([&] {
       fx.open("x-migrations-table=%22a%22.%22b%22.%22c%22&x-migrations-table-quoted=true");
     });
-    CHECK(std::string(e.what()) == "\"\"a\".\"b\".\"c\"\" MigrationsTable contains too many dot "
-                                   "characters");
+    CHECK(std::string(e.what()) ==
+          "\"\"a\".\"b\".\"c\"\" MigrationsTable contains too many dot "
+          "characters");
     e = capture_error([&] { fx.open("x-migrations-table-quoted=yeppers"); });
-    CHECK(std::string(e.what()) == "unable to parse option x-migrations-table-quoted: "
-                                   "strconv.ParseBool: parsing \"yeppers\": invalid syntax");
+    CHECK(std::string(e.what()) ==
+          "unable to parse option x-migrations-table-quoted: "
+          "strconv.ParseBool: parsing \"yeppers\": invalid syntax");
   }
   SUBCASE("an injection attempt is a strange table name, nothing more") {
     fx.exec("CREATE TABLE victim (x int)");
@@ -467,10 +473,12 @@ TEST_CASE("postgres: x-migrations-table, quoted and unquoted, cannot inject SQL"
 TEST_CASE("postgres: URL parameters") {
   PostgresFixture fx;
   SUBCASE("non-x parameters reach libpq or the server; x- parameters never do") {
-    auto d = fx.open("application_name=param-test&search_path=public&x-anything=1&"
-                     "x-multi-statement=true&x-multi-statement-max-size=10");
-    REQUIRE(d->apply(up_step(1, "CREATE TABLE seen AS SELECT current_setting('application_name') "
-                                "AS app, current_setting('search_path') AS sp;"),
+    auto d = fx.open(
+        "application_name=param-test&search_path=public&x-anything=1&"
+        "x-multi-statement=true&x-multi-statement-max-size=10");
+    REQUIRE(d->apply(up_step(1,
+                             "CREATE TABLE seen AS SELECT current_setting('application_name') "
+                             "AS app, current_setting('search_path') AS sp;"),
                      kNone));
     CHECK(fx.query("SELECT app FROM seen") == "param-test");
     CHECK(fx.query("SELECT sp FROM seen") == "public");
@@ -550,7 +558,8 @@ TEST_CASE("postgres: a password never appears in messages") {
     CHECK(e.code() == ErrorCode::kLockTimeout);
     CHECK_FALSE(contains(e.what(), secret));
     holder->unlock();
-    e = capture_error([&] { d->apply(up_step(1, "SELECT '" + secret + "' FROM nowhere;"), kNone); });
+    e = capture_error(
+        [&] { d->apply(up_step(1, "SELECT '" + secret + "' FROM nowhere;"), kNone); });
     CHECK(e.code() == ErrorCode::kMigrationFailed);
     CHECK_FALSE(contains(e.what(), secret));
   }
@@ -598,8 +607,9 @@ TEST_CASE("postgres: lock waits up to the timeout and says who holds it") {
 TEST_CASE("postgres: a database golang-migrate left behind: its table and its lock keys") {
   PostgresFixture fx;
   // golang-migrate's postgres driver, verbatim.
-  fx.exec("CREATE TABLE IF NOT EXISTS \"public\".\"schema_migrations\" (version bigint not null "
-          "primary key, dirty boolean not null)");
+  fx.exec(
+      "CREATE TABLE IF NOT EXISTS \"public\".\"schema_migrations\" (version bigint not null "
+      "primary key, dirty boolean not null)");
   fx.exec("INSERT INTO \"public\".\"schema_migrations\" (version, dirty) VALUES (4, false)");
   auto d = fx.open();
   CHECK(d->state() == DbState{4, false});
@@ -690,7 +700,7 @@ CREATE TRIGGER t BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION trg();
                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')))SQL";
   CHECK(fx.query_int(user_objects) == 0);
   CHECK(fx.query("SELECT 'A'::citext = 'a'::citext") == "t");  // the extension survives
-  CHECK(fx.relation_exists("'other.keep'"));                    // other schemas are not touched
+  CHECK(fx.relation_exists("'other.keep'"));                   // other schemas are not touched
   CHECK(d->state() == kNone);
   CHECK(d->apply(up_step(1, "CREATE TYPE mood AS ENUM ('again');"), kNone));
 }
