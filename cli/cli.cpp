@@ -16,11 +16,12 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
-#include "cli/builtin.hpp"
 #include "core/error.hpp"
 #include "core/migrator.hpp"
 #include "core/registry.hpp"
 #include "core/url.hpp"
+#include "dbstep/dbstep.hpp"
+#include "dbstep_embedded/default_migrations.hpp"
 
 #ifndef DBSTEP_VERSION
 #define DBSTEP_VERSION "dev"
@@ -299,7 +300,7 @@ bool confirm(Context& ctx, const std::string& question) {
 
 Migrator open_migrator(Context& ctx, Observer* observer) {
   Registry registry;
-  register_builtin(registry);
+  register_builtin(registry, {&dbstep_embedded::default_migrations()});
   MigratorOptions options;
   options.lock_timeout = std::chrono::milliseconds(
       static_cast<std::int64_t>(ctx.settings.lock_timeout_s * 1000));

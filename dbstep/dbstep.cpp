@@ -1,0 +1,39 @@
+#include "dbstep/dbstep.hpp"
+
+#include "drivers/postgres/postgres_driver.hpp"
+#include "drivers/sqlite/sqlite_driver.hpp"
+#include "sources/dir/dir_source.hpp"
+
+namespace dbstep {
+
+void register_builtin(Registry& registry, std::vector<const sources::EmbeddedFiles*> embedded) {
+  registry.add_driver("sqlite", &drivers::open_sqlite);
+  registry.add_driver("sqlite3", &drivers::open_sqlite);
+  registry.add_driver("postgres", &drivers::open_postgres);
+  registry.add_driver("postgresql", &drivers::open_postgres);
+  registry.add_source("file", &sources::open_directory);
+  if (!embedded.empty()) {
+    registry.add_source("embedded", sources::embedded_factory(std::move(embedded)));
+  }
+}
+
+const Registry& builtin_registry() {
+  static const Registry registry = [] {
+    Registry r;
+    register_builtin(r);
+    return r;
+  }();
+  return registry;
+}
+
+Migrator open(std::string_view database_url, std::string_view source_url,
+              MigratorOptions options) {
+  return Migrator::open(builtin_registry(), database_url, source_url, options);
+}
+
+Migrator open(std::string_view database_url, std::unique_ptr<Source> source,
+              MigratorOptions options) {
+  return Migrator(std::move(source), builtin_registry().open_driver(database_url), options);
+}
+
+}  // namespace dbstep

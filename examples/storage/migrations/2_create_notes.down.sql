@@ -1,0 +1,2 @@
+DROP INDEX notes_notebook;
+DROP TABLE notes;

@@ -1,0 +1,136 @@
+#include "examples/storage/storage.hpp"
+
+#include <SQLiteCpp/Backup.h>
+
+#include <chrono>
+#include <ctime>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "dbstep_embedded/storage_migrations.hpp"
+
+namespace storage {
+
+namespace {
+
+std::string sqlite_url(const std::filesystem::path& path) {
+  std::string url = "sqlite://";
+  for (char c : path.string()) {
+    if (c == '%') url += "%25";
+    else if (c == '?') url += "%3F";
+    else url += c;
+  }
+  return url;
+}
+
+// True when any of the application's tables holds a row: a schema with no rows yet (another
+// process may have just created it) is not worth a backup.
+bool has_data(SQLite::Database& db) {
+  SQLite::Statement tables(db,
+                           "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
+                           "LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'schema_migrations'");
+  std::vector<std::string> names;
+  while (tables.executeStep()) names.push_back(tables.getColumn(0).getString());
+  for (const auto& name : names) {
+    std::string quoted = "\"";
+    for (char c : name) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    quoted += "\"";
+    if (db.execAndGet("SELECT EXISTS (SELECT 1 FROM " + quoted + ")").getInt() != 0) return true;
+  }
+  return false;
+}
+
+std::filesystem::path backup_path(const std::filesystem::path& db, const dbstep::OptVersion& v) {
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
+  std::filesystem::path base = db.string() + fmt::format(".backup-v{}-{}", v ? *v : 0, stamp);
+  std::filesystem::path path = base;
+  for (int i = 2; std::filesystem::exists(path); ++i) path = base.string() + "-" + std::to_string(i);
+  return path;
+}
+
+class LogObserver final : public dbstep::Observer {
+ public:
+  explicit LogObserver(const std::function<void(const std::string&)>& log) : log_(log) {}
+  void on_step_finished(const dbstep::AppliedStep& step) override {
+    log_(fmt::format("applied migration {}: {} ({:.1f} ms)", step.version, step.identifier,
+                     std::chrono::duration<double, std::milli>(step.duration).count()));
+  }
+
+ private:
+  const std::function<void(const std::string&)>& log_;
+};
+
+}  // namespace
+
+Storage Storage::open(const std::filesystem::path& path, Options options) {
+  if (!options.log) {
+    options.log = [](const std::string& line) { std::cerr << "storage: " << line << "\n"; };
+  }
+  auto db = std::make_unique<SQLite::Database>(path.string(),
+                                               SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db->setBusyTimeout(15000);
+
+  auto source = options.migrations
+                    ? options.migrations()
+                    : dbstep::sources::open_embedded(dbstep_embedded::storage_migrations());
+  LogObserver observer(options.log);
+  dbstep::MigratorOptions migrator_options;
+  migrator_options.observer = &observer;
+  auto migrator = dbstep::open(sqlite_url(path), std::move(source), migrator_options);
+
+  dbstep::Result result;
+  std::optional<std::filesystem::path> backup;
+  if (migrator.needs_migration()) {
+    dbstep::DbState before = migrator.state();
+    if (options.backup && has_data(*db)) {
+      backup = backup_path(path, before.version);
+      SQLite::Database copy(backup->string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      SQLite::Backup(copy, *db).executeStep();  // the whole database, consistently
+      options.log(fmt::format("backed up {} (version {}) to {} before migrating", path.string(),
+                              dbstep::to_string(before.version), backup->string()));
+    }
+    result = migrator.up();
+    if (!result.ok()) {
+      throw Error(fmt::format("cannot open {}: {}{}", path.string(), result.error->what(),
+                              backup ? fmt::format(". The database as it was before migrating "
+                                                   "is saved in {}",
+                                                   backup->string())
+                                     : ""),
+                  backup);
+    }
+  } else {
+    result.from = result.to = migrator.state().version;
+  }
+  db->exec("PRAGMA foreign_keys = ON");
+  return Storage(std::move(db), std::move(result), std::move(backup));
+}
+
+std::int64_t Storage::add_note(const std::string& title, const std::string& body, bool pinned) {
+  SQLite::Statement insert(*db_,
+                           "INSERT INTO notes (notebook_id, title, body, pinned) VALUES (1, ?, ?, ?)");
+  insert.bind(1, title);
+  insert.bind(2, body);
+  insert.bind(3, pinned ? 1 : 0);
+  insert.exec();
+  return db_->getLastInsertRowid();
+}
+
+std::vector<Note> Storage::notes() {
+  SQLite::Statement q(*db_,
+                      "SELECT n.id, b.name, n.title, n.body, n.pinned FROM notes n JOIN notebooks "
+                      "b ON b.id = n.notebook_id ORDER BY n.pinned DESC, n.id");
+  std::vector<Note> out;
+  while (q.executeStep()) {
+    out.push_back(Note{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                       q.getColumn(2).getString(), q.getColumn(3).getString(),
+                       q.getColumn(4).getInt() != 0});
+  }
+  return out;
+}
+
+}  // namespace storage
