@@ -1,0 +1,185 @@
+// End-to-end: the built `dbstep` binary against the real PostgreSQL server the test script
+// starts (DBSTEP_TEST_POSTGRES_URL; without it these tests fail, never skip). Each case uses a
+// database of its own.
+
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "tests/e2e/run.hpp"
+#include "tests/support.hpp"
+
+using namespace dbstep::testing;
+
+namespace {
+
+std::string server_url() {
+  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
+  if (!url || !*url) {
+    throw std::runtime_error("DBSTEP_TEST_POSTGRES_URL is not set: run the tests through "
+                             "scripts/test.sh, which starts a PostgreSQL server");
+  }
+  return url;
+}
+
+// The server URL with its database replaced by `db`.
+std::string url_for(const std::string& db) {
+  std::string url = server_url();
+  auto query = url.find('?');
+  std::string head = url.substr(0, query), tail = query == std::string::npos ? "" : url.substr(query);
+  head.erase(head.find('/', head.find("://") + 3));
+  return head + "/" + db + tail;
+}
+
+std::string exec_scalar(const std::string& url, const std::string& sql) {
+  PGconn* c = PQconnectdb(url.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string e = PQerrorMessage(c);
+    PQfinish(c);
+    throw std::runtime_error(e);
+  }
+  PGresult* r = PQexec(c, sql.c_str());
+  std::string out;
+  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK;
+  std::string err = PQresultErrorMessage(r);
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
+  PQclear(r);
+  PQfinish(c);
+  if (!ok) throw std::runtime_error(err);
+  return out;
+}
+
+// A database of its own for one test case, dropped at the end.
+struct TestDatabase {
+  std::string name;
+  std::string url;
+  TestDatabase() {
+    std::random_device rd;
+    name = fmt::format("e2e_{:08x}", rd());
+    exec_scalar(server_url(), "CREATE DATABASE " + name);
+    url = url_for(name);
+  }
+  ~TestDatabase() {
+    try {
+      exec_scalar(server_url(), "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+    } catch (...) {
+    }
+  }
+  std::string scalar(const std::string& sql) const { return exec_scalar(url, sql); }
+  std::set<std::string> tables() const {
+    PGconn* c = PQconnectdb(url.c_str());
+    PGresult* r = PQexec(c, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'");
+    std::set<std::string> out;
+    for (int i = 0; i < PQntuples(r); ++i) out.insert(PQgetvalue(r, i, 0));
+    PQclear(r);
+    PQfinish(c);
+    return out;
+  }
+};
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
+  TempDir tmp;
+  TestDatabase db;
+  auto r = run_dbstep({"-d", db.url, "migrate", "all"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "Running 6 pending migration(s) from version none to 6"));
+  CHECK(r.err.empty());
+  CHECK(db.tables() == std::set<std::string>{"users", "channels", "channel_members", "messages",
+                                             "reactions", "channel_topics", "schema_migrations"});
+  CHECK(run_dbstep({"-d", db.url, "version"}, tmp.path()).out == "6\n");
+  r = run_dbstep({"-d", db.url, "migrate", "all"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "Database is up to date (version 6)"));
+  r = run_dbstep({"-d", db.url, "rollback", "2"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(db.scalar("SELECT version FROM schema_migrations") == "4");
+  r = run_dbstep({"-d", db.url, "goto", "1"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(db.tables() == std::set<std::string>{"users", "schema_migrations"});
+  r = run_dbstep({"-d", db.url, "goto", "6"}, tmp.path());
+  CHECK(r.code == 0);
+  r = run_dbstep({"-d", db.url, "rollback", "all", "--yes"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(db.tables() == std::set<std::string>{"schema_migrations"});
+  CHECK(contains(run_dbstep({"-d", db.url, "version"}, tmp.path()).out, "none"));
+  CHECK(run_dbstep({"-d", db.url, "migrate", "3"}, tmp.path()).code == 0);
+  db.scalar("CREATE VIEW v AS SELECT 1 AS x; CREATE TYPE mood AS ENUM ('ok'); CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'");
+  r = run_dbstep({"-d", db.url, "drop", "--yes"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(db.tables().empty());
+  CHECK(db.scalar("SELECT COUNT(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' AND t.typname = 'mood'") == "0");
+  CHECK(db.scalar("SELECT COUNT(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'") == "0");
+}
+
+TEST_CASE("e2e postgres: a failing statement rolls back its migration; the password is never shown") {
+  TempDir tmp;
+  TestDatabase db;
+  auto dir = tmp / "m";
+  write_file(dir / "1_a.up.sql", "CREATE TABLE a (x int);\n");
+  write_file(dir / "2_b.up.sql", "CREATE TABLE b (x int);\nINSERT INTO b VALUES (1);\nINSERT INTO b VALUES ('not a number');\n");
+  auto r = run_dbstep({"-d", db.url, "-s", dir.string(), "migrate", "all"}, tmp.path());
+  CHECK(r.code == 1);
+  CHECK(contains(r.err, "migration 2 (2_b.up.sql) failed at line 3"));
+  CHECK(contains(r.err, "the database is still at version 1"));
+  CHECK(db.tables() == std::set<std::string>{"a", "schema_migrations"});
+
+  // A URL with a password the server will not get to check (closed port): never echoed.
+  r = run_dbstep({"-d", "postgres://alice:hunter2secret@127.0.0.1:1/nowhere?connect_timeout=2", "version"}, tmp.path());
+  CHECK(r.code == 1);
+  CHECK_FALSE(contains(r.err, "hunter2secret"));
+  CHECK_FALSE(contains(r.out, "hunter2secret"));
+}
+
+TEST_CASE("e2e postgres: processes migrating one database at once apply each migration once") {
+  TempDir tmp;
+  TestDatabase db;
+  auto dir = tmp / "m";
+  write_file(dir / "0001_log.up.sql", "CREATE TABLE log (n int UNIQUE);\nINSERT INTO log VALUES (1);\n");
+  constexpr int kMigrations = 20;
+  for (int i = 2; i <= kMigrations; ++i) {
+    write_file(dir / fmt::format("{:04}_step.up.sql", i), fmt::format("INSERT INTO log VALUES ({});\n", i));
+  }
+  std::vector<std::unique_ptr<Process>> procs;
+  for (int i = 0; i < 4; ++i) {
+    procs.push_back(std::make_unique<Process>(
+        std::vector<std::string>{"-d", db.url, "-s", dir.string(), "migrate", "all"}, tmp.path()));
+  }
+  int applied = 0;
+  for (auto& p : procs) {
+    auto r = p->wait();
+    CHECK(r.code == 0);
+    CHECK(r.err.empty());
+    for (auto at = r.out.find("Applied migration"); at != std::string::npos; at = r.out.find("Applied migration", at + 1)) ++applied;
+  }
+  CHECK(applied == kMigrations);
+  CHECK(db.scalar("SELECT COUNT(*) FROM log") == std::to_string(kMigrations));
+  CHECK(db.scalar("SELECT version FROM schema_migrations") == std::to_string(kMigrations));
+}
+
+TEST_CASE("e2e postgres: a second dbstep waits for the lock and gives up after --lock-timeout") {
+  TempDir tmp;
+  TestDatabase db;
+  auto dir = tmp / "m";
+  write_file(dir / "1_slow.up.sql", "SELECT pg_sleep(3);\nCREATE TABLE slow (x int);\n");
+  Process first({"-d", db.url, "-s", dir.string(), "migrate", "all"}, tmp.path());
+  for (int i = 0; i < 500 && !contains(first.stdout_so_far(), "Running 1"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto second = run_dbstep({"-d", db.url, "-s", dir.string(), "--lock-timeout", "0.5", "migrate", "all"}, tmp.path());
+  CHECK(second.code == 1);
+  CHECK(contains(second.err, "lock"));
+  auto r = first.wait();
+  CHECK(r.code == 0);
+  CHECK(db.scalar("SELECT version FROM schema_migrations") == "1");
+}
