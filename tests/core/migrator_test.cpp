@@ -379,3 +379,50 @@ TEST_CASE("engine: --single-transaction applies the whole plan at once, or nothi
   CHECK(e.m->down().ok());
   CHECK(e.version() == none());
 }
+
+TEST_CASE("engine: Result contents on success, partial failure and nothing to do") {
+  Engine e;
+  Result ok = e.m->steps(3);
+  REQUIRE(ok.ok());
+  CHECK(ok.from == none());
+  CHECK(ok.to == OptVersion{4});
+  REQUIRE(ok.steps.size() == 3);
+  CHECK(ok.steps[0].version == 1);
+  CHECK(ok.steps[0].identifier == "foobar");
+  CHECK(ok.steps[0].direction == Direction::kUp);
+  CHECK(ok.steps[0].file == "1_foobar.up.sql");
+  CHECK(ok.steps[0].target == OptVersion{1});
+  CHECK(ok.steps[2].version == 4);
+  std::chrono::nanoseconds sum{0};
+  for (const auto& s : ok.steps) sum += s.duration;
+  CHECK(ok.duration >= sum);
+  CHECK(ok.short_by == 0);
+  CHECK_FALSE(ok.stopped);
+  CHECK_FALSE(ok.concurrent);
+
+  Result nothing = e.m->migrate_to(4);
+  CHECK(nothing.ok());
+  CHECK(nothing.steps.empty());
+  CHECK(nothing.from == OptVersion{4});
+  CHECK(nothing.to == OptVersion{4});
+
+  e.driver->fail_body = "DROP 4";
+  Result down_fail = e.m->steps(-1);
+  REQUIRE_FALSE(down_fail.ok());
+  CHECK(down_fail.steps.empty());
+  CHECK(down_fail.from == OptVersion{4});
+  CHECK(down_fail.to == OptVersion{4});
+  CHECK(down_fail.error->file == "4_foobar.down.sql");
+  CHECK(down_fail.error->version == OptVersion{4});
+  CHECK(down_fail.error->line == 1);
+
+  e.driver->fail_body.clear();
+  Result down = e.m->steps(-2);  // 4 -> 3 (DROP 4), 3 -> 1 (no down file)
+  REQUIRE(down.ok());
+  REQUIRE(down.steps.size() == 2);
+  CHECK(down.steps[0].direction == Direction::kDown);
+  CHECK(down.steps[0].file == "4_foobar.down.sql");
+  CHECK(down.steps[0].target == OptVersion{3});
+  CHECK(down.steps[1].file.empty());
+  CHECK(down.steps[1].target == OptVersion{1});
+}
