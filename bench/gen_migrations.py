@@ -11,6 +11,12 @@ the table. The SQL runs unchanged on SQLite and PostgreSQL. Written under OUT:
                                             and `psql -f` (psql sends each statement on its own)
   floor/up_oneq.sql, floor/down_oneq.sql    the same with `\\;` between statements, so psql sends
                                             each migration as ONE simple-query message
+  floor/{up,down}_versioned.sqlite.sql      the floor plus golang-migrate's version-row update in
+  floor/{up,down}_versioned_oneq.pg.sql     each transaction (what every migration tool must
+                                            also write): the cost of bookkeeping alone
+  floor/{up,down}_1tx.sql                   every migration in ONE transaction (SQLite), and
+  floor/{up,down}_1tx_oneq.sql              the same for psql, one query per migration inside
+                                            it: the floor of --single-transaction
   stats.json                                counts and the largest file's size
 
   gen_migrations.py --n 1000 --out DIR [--formats dbstep,dbmate,sqlmigrate,floor]
@@ -50,6 +56,20 @@ def one_query(stmts: list[str]) -> str:
     return "BEGIN \\;\n" + "".join(s + " \\;\n" for s in stmts) + "COMMIT;\n"
 
 
+SQLITE_VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_migrations (version uint64, dirty bool);\n"
+                        "CREATE UNIQUE INDEX IF NOT EXISTS version_unique ON schema_migrations "
+                        "(version);\n")
+PG_VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version bigint not null primary key, dirty boolean not null);\n")
+
+
+def version_row(v: int) -> list[str]:
+    stmts = ["DELETE FROM schema_migrations"]
+    if v > 0:
+        stmts.append(f"INSERT INTO schema_migrations (version, dirty) VALUES ({v}, false)")
+    return stmts
+
+
 def write(path: str, text: str, largest: list[int]) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
@@ -75,6 +95,8 @@ def main() -> int:
         os.makedirs(os.path.join(out, f))
     largest = [0]
     floor_up, floor_down, oneq_up, oneq_down = [], [], [], []
+    ver_up, ver_down, ver1q_up, ver1q_down = [], [], [], []
+    tx_up, tx_down, tx1q_up, tx1q_down = [], [], [], []
     for i in range(1, args.n + 1):
         up, down = statements_up(i), statements_down(i)
         stem = f"{i:06d}_create_t{i:06d}"
@@ -91,10 +113,26 @@ def main() -> int:
         floor_down.append("BEGIN;\n" + body(down) + "COMMIT;\n")
         oneq_up.append(one_query(up))
         oneq_down.append(one_query(down))
+        ver_up.append("BEGIN;\n" + body(up + version_row(i)) + "COMMIT;\n")
+        ver_down.append("BEGIN;\n" + body(down + version_row(i - 1)) + "COMMIT;\n")
+        ver1q_up.append(one_query(up + version_row(i)))
+        ver1q_down.append(one_query(down + version_row(i - 1)))
+        tx_up.append(body(up))
+        tx_down.append(body(down))
+        tx1q_up.append(" \\;\n".join(up) + ";\n")
+        tx1q_down.append(" \\;\n".join(down) + ";\n")
     if "floor" in formats:
         floor = os.path.join(out, "floor")
         for name, parts in (("up.sql", floor_up), ("down.sql", floor_down[::-1]),
-                            ("up_oneq.sql", oneq_up), ("down_oneq.sql", oneq_down[::-1])):
+                            ("up_oneq.sql", oneq_up), ("down_oneq.sql", oneq_down[::-1]),
+                            ("up_versioned.sqlite.sql", [SQLITE_VERSION_TABLE] + ver_up),
+                            ("down_versioned.sqlite.sql", ver_down[::-1]),
+                            ("up_versioned_oneq.pg.sql", [PG_VERSION_TABLE] + ver1q_up),
+                            ("down_versioned_oneq.pg.sql", ver1q_down[::-1]),
+                            ("up_1tx.sql", ["BEGIN;\n"] + tx_up + ["COMMIT;\n"]),
+                            ("down_1tx.sql", ["BEGIN;\n"] + tx_down[::-1] + ["COMMIT;\n"]),
+                            ("up_1tx_oneq.sql", ["BEGIN;\n"] + tx1q_up + ["COMMIT;\n"]),
+                            ("down_1tx_oneq.sql", ["BEGIN;\n"] + tx1q_down[::-1] + ["COMMIT;\n"])):
             with open(os.path.join(floor, name), "w", encoding="utf-8") as f:
                 f.write("".join(parts))
     with open(os.path.join(out, "stats.json"), "w", encoding="utf-8") as f:

@@ -145,24 +145,36 @@ def tool_commands(backend, gen, n):
     dbmate = os.path.join(HERE, ".tools", "bin", "dbmate")
     d = os.path.join(gen, "dbstep")
     tools = []
+    fl = os.path.join(gen, "floor")
+    read_version = "select version, dirty from schema_migrations"
     if backend.name == "sqlite":
-        f = backend.path("floor")
-        tools.append(("floor: sqlite3", "floor", {
-            "apply": (["sqlite3", "-bail", f], os.path.join(gen, "floor", "up.sql")),
-            "uptodate": (["sqlite3", f, "select 1"], None),
-            "rollback": (["sqlite3", "-bail", f], os.path.join(gen, "floor", "down.sql")),
-        }))
+        for label, key, up, down, check in (
+                ("floor: sqlite3", "floor", "up.sql", "down.sql", "select 1"),
+                ("floor + version row: sqlite3", "floorver", "up_versioned.sqlite.sql",
+                 "down_versioned.sqlite.sql", read_version),
+                ("floor, one transaction: sqlite3", "floor1tx", "up_1tx.sql", "down_1tx.sql",
+                 None)):
+            f = backend.path(key)
+            tools.append((label, key, {
+                "apply": (["sqlite3", "-bail", f], os.path.join(fl, up)),
+                "uptodate": (["sqlite3", f, check], None) if check else None,
+                "rollback": (["sqlite3", "-bail", f], os.path.join(fl, down)),
+            }))
     else:
-        for label, key, up, down in (("floor: psql -f", "floorf", "up.sql", "down.sql"),
-                                     ("floor: psql, 1 query/migration", "floor1q", "up_oneq.sql",
-                                      "down_oneq.sql")):
+        for label, key, up, down, check in (
+                ("floor: psql -f", "floorf", "up.sql", "down.sql", None),
+                ("floor: psql, 1 query/migration", "floor1q", "up_oneq.sql", "down_oneq.sql",
+                 "select 1"),
+                ("floor + version row: psql, 1 query/migration", "floorver",
+                 "up_versioned_oneq.pg.sql", "down_versioned_oneq.pg.sql", read_version),
+                ("floor, one transaction: psql, 1 query/migration", "floor1tx",
+                 "up_1tx_oneq.sql", "down_1tx_oneq.sql", None)):
             u = backend.url(key)
             base = [PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", u, "-f"]
             tools.append((label, key, {
-                "apply": (base + [os.path.join(gen, "floor", up)], None),
-                "uptodate": ([PSQL, "-X", "-q", "-d", u, "-c", "select 1"], None)
-                if key == "floor1q" else None,
-                "rollback": (base + [os.path.join(gen, "floor", down)], None),
+                "apply": (base + [os.path.join(fl, up)], None),
+                "uptodate": ([PSQL, "-X", "-q", "-d", u, "-c", check], None) if check else None,
+                "rollback": (base + [os.path.join(fl, down)], None),
             }))
     u = backend.dbstep_url("dbstep")
     tools.append(("dbstep", "dbstep", {
@@ -334,6 +346,7 @@ def summarize():
                     continue
                 floor_key = "floor" if b == "sqlite" else "floor1q"
                 floor = by_round(rows, floor_key)
+                floor1tx = by_round(rows, "floor1tx")
                 dbstep = by_round(rows, "dbstep")
                 peers = {k: by_round(rows, k) for k in ("dbmate", "sqlmigrate")}
                 seen = []
@@ -356,7 +369,8 @@ def summarize():
                                                                 else [])
                     med = statistics.median(times)
                     mine_by_round = by_round(rows, key)
-                    vs_floor = None if key == floor_key else ratio_median(mine_by_round, floor)
+                    ref = floor1tx if key == "dbstep1tx" and floor1tx else floor
+                    vs_floor = None if key == floor_key else ratio_median(mine_by_round, ref)
                     peer = ""
                     if key in ("dbmate", "sqlmigrate"):
                         pr = ratio_median(mine_by_round, dbstep)
@@ -405,6 +419,23 @@ def micro_summary(path):
     return lines, vals
 
 
+def ratio(b, n, op, num_key, den_key):
+    rows = rows_for(b, n, op)
+    return ratio_median(by_round(rows, num_key), by_round(rows, den_key))
+
+
+def fastest_peer_ratio(b, n, op, key):
+    rows = rows_for(b, n, op)
+    mine = by_round(rows, key)
+    peers = [by_round(rows, k) for k in ("dbmate", "sqlmigrate")]
+    fastest = {}
+    for rnd in mine:
+        ps = [p[rnd] for p in peers if rnd in p]
+        if ps:
+            fastest[rnd] = min(ps)
+    return ratio_median(fastest, mine)
+
+
 def targets(summary, micro, largest_file, embed):
     out = ["| target | measured | |", "|---|---|---|"]
 
@@ -417,6 +448,11 @@ def targets(summary, micro, largest_file, embed):
     row(f"up-to-date `dbstep migrate all`, {n} migrations ≤ 2× `sqlite3 db 'select 1'`",
         f"{fmt_ratio(s['vs_floor'])} ({fmt_time(s['median'])})" if s else "not measured",
         s["vs_floor"] <= 2 if s and s["vs_floor"] else None)
+    for b in ("sqlite", "postgres"):
+        r = ratio(b, n, "uptodate", "dbstep", "floorver")
+        if r:
+            row(f"(context) up-to-date `dbstep migrate all`, {n}, ÷ the client reading the version "
+                f"row on {b} (connect + select version)", fmt_ratio(r), None)
     for name in ("UpToDate/sqlite/needs_migration/1000", "UpToDate/sqlite/up_nothing_pending/1000",
                  "UpToDate/postgres/needs_migration/1000",
                  "UpToDate/postgres/up_nothing_pending/1000"):
@@ -429,6 +465,10 @@ def targets(summary, micro, largest_file, embed):
             row(f"{op} {n}, one transaction each, ≤ {limit}× floor on {b}",
                 f"{fmt_ratio(s['vs_floor'])} ({fmt_time(s['median'])})" if s else "not measured",
                 s["vs_floor"] <= limit if s and s["vs_floor"] else None)
+            r = ratio(b, n, op, "dbstep", "floorver")
+            if r:
+                row(f"(context) {op} {n} on {b}, ÷ the floor that also writes the version row",
+                    fmt_ratio(r), None)
     for b in ("sqlite", "postgres"):
         s = summary.get((b, n, "apply", "dbstep1tx"))
         txt = s["peer"] if s else ("n/a: dbstep has no --single-transaction yet"
@@ -437,6 +477,10 @@ def targets(summary, micro, largest_file, embed):
         if s and s["peer"]:
             ok = float(s["peer"].split()[-1].rstrip("×")) >= 5
         row(f"`--single-transaction` apply {n} on {b} ≥ 5× faster than the fastest peer", txt, ok)
+        r = fastest_peer_ratio(b, n, "apply", "floor1tx")
+        if r:
+            row(f"(context) the one-transaction floor itself, apply {n} on {b}: fastest peer ÷ it",
+                fmt_ratio(r), None)
     for name in ("ListParsePlan/dir/10000files", "ListParsePlan/embedded/10000files"):
         v = micro.get(name)
         row(f"10,000 files listed + parsed + planned ≤ 30 ms: {name}",
@@ -505,6 +549,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--out", required=True, help="folder for results.md and results.json")
     ap.add_argument("--command", default="bench/run.sh", help="the command line, for the report")
+    ap.add_argument("--revision", default="", help="git describe of the measured tree")
     ARGS = ap.parse_args()
     ARGS.ns = [int(x) for x in ARGS.ns.split(",") if x]
     ARGS.uptodate_ns = [int(x) for x in ARGS.uptodate_ns.split(",") if x]
@@ -578,7 +623,7 @@ def main():
         pass
     fs = check_call(["df", "-T", ARGS.work]).splitlines()[-1].split()
     report = [
-        f"Command: `{ARGS.command}`",
+        f"Command: `{ARGS.command}`" + (f" (dbstep at {ARGS.revision})" if ARGS.revision else ""),
         "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
         f"machine: {os.cpu_count()} cores, {cpu}, "
@@ -595,7 +640,8 @@ def main():
         "",
         "Times are medians over rounds (up-to-date: median of each round's hyperfine median); "
         "min–max over every run. `÷ floor` and `peer ÷ dbstep` are medians of the ratios taken "
-        "within each round (floor on PostgreSQL: psql sending one query per migration). "
+        "within each round against the plain floor (on PostgreSQL: psql sending one query per "
+        "migration); `dbstep --single-transaction` against the one-transaction floor. "
         "Peak RSS is the largest over the rounds.",
         "",
     ] + table
