@@ -92,7 +92,7 @@ fi
 
 py_args=(--dbstep "$build/cli/dbstep" --work "$work" --out "$out" --pg-url "$pg_url"
          --pg-skip-reason "$pg_skip" --command "$command_line"
-         --revision "$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)")
+         --revision "${DBSTEP_BENCH_REVISION:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)}")
 if [ "$micro" -eq 1 ]; then
   py_args+=(--micro "$build/bench/dbstep_bench_micro")
 fi
