@@ -87,6 +87,23 @@ std::string first_keyword(std::string_view statement) {
   return word;
 }
 
+std::string quote_identifier(std::string_view name) {
+  name = name.substr(0, name.find('\0'));
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 std::string statement_excerpt(std::string_view statement, std::size_t max) {
   std::size_t b = skip_space_and_comments(statement, bom_length(statement));
   std::size_t e = statement.size();

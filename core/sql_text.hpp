@@ -37,6 +37,13 @@ std::size_t skip_space_and_comments(std::string_view sql, std::size_t from = 0);
 // comments; empty when there is none.
 std::string first_keyword(std::string_view statement);
 
+// An SQL identifier in double quotes, as SQLite and PostgreSQL read it: '"' doubled, cut at the
+// first NUL (golang-migrate's pq.QuoteIdentifier).
+std::string quote_identifier(std::string_view name);
+
+// ASCII lower case (keywords, parameter values).
+std::string ascii_lower(std::string_view s);
+
 // A statement's text for messages: trimmed, and cut to `max` characters with "..." if longer.
 std::string statement_excerpt(std::string_view statement, std::size_t max = 200);
 

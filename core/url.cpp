@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "core/sql_text.hpp"
 
 namespace dbstep {
 
@@ -17,13 +18,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 }  // namespace
@@ -121,7 +115,7 @@ std::string redact_secrets(std::string_view text) {
 }
 
 bool parse_bool_param(std::string_view key, std::string_view value) {
-  std::string v = lower(value);
+  std::string v = ascii_lower(value);
   if (v == "1" || v == "t" || v == "true" || v == "yes" || v == "on") return true;
   if (v == "0" || v == "f" || v == "false" || v == "no" || v == "off") return false;
   throw Error(ErrorCode::kInvalidArgument,

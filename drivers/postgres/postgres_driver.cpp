@@ -58,18 +58,6 @@ std::uint32_t crc32_ieee(std::string_view data) {
 // ---------------------------------------------------------------------------------------------
 // Small text helpers.
 
-// pq.QuoteIdentifier: cut at NUL, double '"', wrap in '"'.
-std::string quote_ident(std::string_view name) {
-  name = name.substr(0, name.find('\0'));
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
 std::string trim(std::string_view s) {
   std::size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
@@ -605,10 +593,10 @@ class PostgresDriver final : public Driver {
   void rollback_quietly() noexcept;
 
   std::string table_name() const {
-    return quote_ident(table_schema_) + "." + quote_ident(cfg_.table);
+    return quote_identifier(table_schema_) + "." + quote_identifier(cfg_.table);
   }
   std::string lock_table_name() const {
-    return quote_ident(schema_) + "." + quote_ident(cfg_.lock_table);
+    return quote_identifier(schema_) + "." + quote_identifier(cfg_.lock_table);
   }
 
   // Opens a transaction, creates the version table when missing, then locks it against

@@ -22,23 +22,6 @@ namespace dbstep::drivers {
 
 namespace {
 
-std::string quote_ident(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 // A file name as the path part of an SQLite "file:" URI.
 std::string uri_escape_path(std::string_view path) {
   std::string out;
@@ -144,7 +127,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
       pragmas_.push_back(fmt::format("PRAGMA foreign_keys = {}",
                                     parse_bool_param(key, value) ? "ON" : "OFF"));
     } else if (key == "_journal_mode" || key == "_journal") {
-      std::string mode = lower(value);
+      std::string mode = ascii_lower(value);
       if (mode != "delete" && mode != "truncate" && mode != "persist" && mode != "memory" &&
           mode != "wal" && mode != "off") {
         throw Error(ErrorCode::kInvalidArgument,
@@ -154,7 +137,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
       }
       pragmas_.push_back("PRAGMA journal_mode = " + mode);
     } else if (key == "_synchronous" || key == "_sync") {
-      std::string mode = lower(value);
+      std::string mode = ascii_lower(value);
       if (mode != "off" && mode != "normal" && mode != "full" && mode != "extra" && mode != "0" &&
           mode != "1" && mode != "2" && mode != "3") {
         throw Error(ErrorCode::kInvalidArgument,
@@ -174,7 +157,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
                                uri_escape_value(value));
     }
   }
-  quoted_table_ = quote_ident(table_);
+  quoted_table_ = quote_identifier(table_);
   index_name_ = table_ == "schema_migrations" ? "version_unique" : table_ + "_version_unique";
 
   filename_ = path_;
@@ -266,7 +249,7 @@ void SqliteDriver::ensure_table() {
   if (table_ready_) return;
   exec(fmt::format("CREATE TABLE IF NOT EXISTS {} (version uint64, dirty bool)", quoted_table_),
        "cannot create the version table " + table_);
-  exec(fmt::format("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (version)", quote_ident(index_name_),
+  exec(fmt::format("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (version)", quote_identifier(index_name_),
                    quoted_table_),
        "cannot create the version table's index");
   table_ready_ = true;
@@ -525,7 +508,7 @@ void SqliteDriver::drop() {
     }
     sqlite3_finalize(stmt);
     for (const auto& [type, name] : objects) {
-      exec(fmt::format("DROP {} IF EXISTS {}", type == "view" ? "VIEW" : "TABLE", quote_ident(name)),
+      exec(fmt::format("DROP {} IF EXISTS {}", type == "view" ? "VIEW" : "TABLE", quote_identifier(name)),
            fmt::format("cannot drop {} {}", type, name));
     }
     exec("COMMIT", "cannot commit the drop");
