@@ -68,7 +68,17 @@ bool with_state_report(Driver& driver, DbState& current, Apply&& apply,
     return apply();
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kMigrationFailed) throw;
-    DbState after = driver.state();
+    DbState after;
+    try {
+      after = driver.state();
+    } catch (const Error& state_error) {
+      // The connection may be gone (the migration can end its own session): keep the
+      // migration's error, and say that where the database stands is unknown.
+      throw with_message(e, fmt::format("{}; afterwards the version could not be read ({}), so "
+                                        "whether migration {} was applied is unknown: check "
+                                        "with `dbstep version`",
+                                        e.what(), state_error.what(), to_string(e.version)));
+    }
     std::string where =
         after == current
             ? fmt::format("the database is still at version {}{}", to_string(current.version),
@@ -174,7 +184,14 @@ Result Migrator::run(PlanFn&& make_plan) {
       // Another process moved the database since we planned. Carry on toward the same goal from
       // where it is now, if it is still on the way.
       result.concurrent = true;
+      const DbState planned_from = current;
       current = driver_->state();
+      if (current == planned_from) {
+        throw Error(ErrorCode::kInternal,
+                    fmt::format("{} refused a migration from version {} but still reports that "
+                                "version: a driver bug",
+                                driver_->describe(), to_string(current.version)));
+      }
       if (current.dirty) throw dirty_error(*driver_, current);
       if (!before_in_direction(way, current.version, goal)) break;
       plan = plan_to(index_, current.version, goal);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 
 #include <fmt/format.h>
 
@@ -103,15 +102,60 @@ std::string Url::without_custom_params() const {
 std::string Url::redacted() const { return redact_secrets(text_); }
 
 std::string redact_secrets(std::string_view text) {
-  std::string s(text);
-  // scheme://user:password@host  ->  scheme://user:xxxxx@host
-  static const std::regex userinfo(R"(([A-Za-z][A-Za-z0-9+.\-]*://[^:/@?#\s]*):([^@/\s]*)@)");
-  s = std::regex_replace(s, userinfo, "$1:xxxxx@");
-  // password=secret in a query string or a libpq key=value string (quoted or not).
-  static const std::regex kv(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*))",
-                             std::regex::icase);
-  s = std::regex_replace(s, kv, "$1xxxxx");
-  return s;
+  // A linear scan (std::regex recurses per character and can exhaust the stack on a long
+  // statement). Two shapes hold secrets:
+  //   scheme://user:SECRET@host  - everything from the first ':' after "://" to the last '@'
+  //                                 before the query, since a password may hold '/' or '@';
+  //   password=SECRET             - in a query string or a libpq "key=value" string, quoted or not.
+  std::string out;
+  out.reserve(text.size());
+  const auto is_scheme_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '.' || c == '-';
+  };
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text.compare(i, 3, "://") == 0 && i > 0 && is_scheme_char(text[i - 1])) {
+      std::size_t start = i + 3;
+      std::size_t end = start;
+      while (end < text.size() && text[end] != '?' && text[end] != '#' &&
+             !std::isspace(static_cast<unsigned char>(text[end]))) {
+        ++end;
+      }
+      std::size_t at = text.substr(start, end - start).rfind('@');
+      std::size_t colon = at == std::string_view::npos ? at : text.substr(start, at).find(':');
+      if (at != std::string_view::npos && colon != std::string_view::npos) {
+        out.append(text.substr(i, 3 + colon + 1));
+        out += "xxxxx";
+        i = start + at;  // continues with the '@'
+        continue;
+      }
+      out.append(text.substr(i, 3));
+      i += 3;
+      continue;
+    }
+    if ((i == 0 || !std::isalnum(static_cast<unsigned char>(text[i - 1]))) &&
+        text.size() - i >= 8 && ascii_lower(text.substr(i, 8)) == "password") {
+      std::size_t j = i + 8;
+      while (j < text.size() && text[j] == ' ') ++j;
+      if (j < text.size() && text[j] == '=') {
+        ++j;
+        while (j < text.size() && text[j] == ' ') ++j;
+        out.append(text.substr(i, j - i));
+        out += "xxxxx";
+        if (j < text.size() && text[j] == '\'') {
+          ++j;
+          while (j < text.size() && text[j] != '\'') j += text[j] == '\\' ? 2 : 1;
+          i = std::min(j + 1, text.size());
+        } else {
+          while (j < text.size() && text[j] != '&' && !std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+          i = j;
+        }
+        continue;
+      }
+    }
+    out += text[i++];
+  }
+  return out;
 }
 
 bool parse_bool_param(std::string_view key, std::string_view value) {

@@ -694,14 +694,16 @@ PostgresDriver::~PostgresDriver() {
 }
 
 std::string PostgresDriver::scrub(std::string_view text) const {
-  std::string s = redact_secrets(text);
+  // The exact secrets first: the generic URL redaction could otherwise cut a password that holds
+  // '@' or '/' and leave part of it.
+  std::string s(text);
   for (const auto& secret : spec_.secrets) {
     if (secret.size() < 3) continue;  // too short to tell from ordinary text
     for (auto at = s.find(secret); at != std::string::npos; at = s.find(secret, at + 5)) {
       s.replace(at, secret.size(), "xxxxx");
     }
   }
-  return s;
+  return redact_secrets(s);
 }
 
 void PostgresDriver::fail(std::string_view doing, const SqlFailure& f) const {
@@ -761,42 +763,37 @@ void PostgresDriver::lock(milliseconds timeout) {
 }
 
 void PostgresDriver::lock_advisory(milliseconds timeout) {
+  // Polled with pg_try_advisory_lock in autocommit, never waited for inside a statement: a
+  // session blocked in pg_advisory_lock holds a snapshot, and a CREATE INDEX CONCURRENTLY run by
+  // the lock's holder waits for every older snapshot, so the two would deadlock.
   const auto started = Clock::now();
   const auto deadline = started + timeout;
-  std::vector<std::uint32_t> held;
-  auto release = [&] {
-    for (auto k : held) {
-      ResultPtr r(PQexec(conn_.get(), fmt::format("SELECT pg_advisory_unlock({})", k).c_str()));
-    }
-  };
-  for (auto key : lock_keys_) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-    bool got = false;
-    if (left.count() <= 0) {
-      auto r =
-          exec(fmt::format("SELECT pg_try_advisory_lock({})", key), "taking the migration lock");
-      got = value_at(r.get(), 0, 0) == "t";
-    } else {
-      // The server waits for us, bounded by lock_timeout; the lock outlives the transaction.
-      auto [r, failed] = run(conn_.get(), fmt::format("BEGIN; SET LOCAL statement_timeout = 0; "
-                                                      "SET LOCAL lock_timeout = {}; "
-                                                      "SELECT pg_advisory_lock({}); COMMIT",
-                                                      left.count(), key));
-      if (failed) {
-        rollback_quietly();
-        if (failed->sqlstate != "55P03") {  // lock_not_available: the wait timed out
-          release();
-          fail("taking the migration lock", *failed);
-        }
-      } else {
-        got = true;
+  std::vector<std::string> tries;
+  for (auto key : lock_keys_) tries.push_back(fmt::format("pg_try_advisory_lock({})", key));
+  const std::string sql = fmt::format("SELECT {}", fmt::join(tries, ", "));
+  auto pause = milliseconds(5);
+  for (;;) {
+    auto r = exec(sql, "taking the migration lock");
+    std::vector<std::string> unlocks;
+    std::optional<std::uint32_t> missing;
+    for (std::size_t i = 0; i < lock_keys_.size(); ++i) {
+      if (value_at(r.get(), 0, static_cast<int>(i)) == "t") {
+        unlocks.push_back(fmt::format("pg_advisory_unlock({})", lock_keys_[i]));
+      } else if (!missing) {
+        missing = lock_keys_[i];
       }
     }
-    if (!got) {
-      release();
-      advisory_timeout(std::chrono::duration_cast<milliseconds>(Clock::now() - started), key);
+    if (!missing) return;
+    if (!unlocks.empty()) {  // all keys or none: give back the ones we got
+      ResultPtr undo(PQexec(conn_.get(), fmt::format("SELECT {}", fmt::join(unlocks, ", ")).c_str()));
     }
-    held.push_back(key);
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      advisory_timeout(std::chrono::duration_cast<milliseconds>(now - started), *missing);
+    }
+    std::this_thread::sleep_for(
+        std::min(pause, std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1)));
+    pause = std::min(pause * 2, milliseconds(200));
   }
 }
 
@@ -1050,16 +1047,16 @@ Error PostgresDriver::migration_error(const Step& step, const Statement* st, con
   e.column = pos.column;
   e.sqlstate = f.sqlstate;
   e.detail = scrub(f.verbose);
-  e.statement = scrub(statement);
+  e.statement = scrub(statement_excerpt(statement, 2000));
   return e;
 }
 
 void PostgresDriver::run_statement(const Step& step, const Statement& st) {
   auto [r, failed] = run(conn_.get(), step.sql.substr(st.offset, st.length));
   if (failed) {
-    Error e = migration_error(step, &st, *failed);
-    rollback_quietly();
-    throw e;
+    SqlFailure f = *failed;
+    rollback_quietly();  // first: nothing below may leave the transaction open
+    throw migration_error(step, &st, f);
   }
 }
 
@@ -1124,17 +1121,23 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
 
 bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script,
                                           const DbState& expected) {
-  if (begin_and_read_state() != expected) {
-    rollback_quietly();
-    return false;
-  }
-  for (const auto& st : script.statements) run_statement(step, st);
-  auto [r, failed] =
-      run(conn_.get(), rows_sql(table_name(), DbState{step.target, false}) + "; COMMIT");
-  if (failed) {
-    // Deferred constraints are checked at COMMIT, after the last statement.
-    rollback_quietly();
-    throw migration_error(step, nullptr, *failed, "at COMMIT");
+  try {
+    if (begin_and_read_state() != expected) {
+      rollback_quietly();
+      return false;
+    }
+    for (const auto& st : script.statements) run_statement(step, st);
+    auto [r, failed] =
+        run(conn_.get(), rows_sql(table_name(), DbState{step.target, false}) + "; COMMIT");
+    if (failed) {
+      // Deferred constraints are checked at COMMIT, after the last statement.
+      SqlFailure f = *failed;
+      rollback_quietly();
+      throw migration_error(step, nullptr, f, "at COMMIT");
+    }
+  } catch (...) {
+    rollback_quietly();  // no path leaves a transaction open on the session
+    throw;
   }
   table_ready_ = true;
   return true;

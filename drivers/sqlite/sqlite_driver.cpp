@@ -1,6 +1,9 @@
 #include "drivers/sqlite/sqlite_driver.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <algorithm>
@@ -12,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -60,7 +64,7 @@ bool controls_transactions(std::string_view keyword) {
 class SqliteDriver final : public Driver {
  public:
   explicit SqliteDriver(const Url& url);
-  ~SqliteDriver() override = default;
+  ~SqliteDriver() override { release_lock_file(); }
 
   void lock(std::chrono::milliseconds timeout) override;
   void unlock() override;
@@ -89,6 +93,7 @@ class SqliteDriver final : public Driver {
   // something is written, a database file that does not exist is not created, so `version`, a
   // failed run or a bad source never leaves an empty file behind.
   bool open_connection(bool create);
+  void release_lock_file() noexcept;
 
   std::string path_;
   std::string filename_;
@@ -96,6 +101,8 @@ class SqliteDriver final : public Driver {
   bool memory_ = false;
   std::vector<std::string> pragmas_;
   int busy_ms_ = 15000;
+  bool busy_from_url_ = false;  // _busy_timeout in the URL wins over the lock timeout
+  int lock_fd_ = -1;            // the flock()ed <db>.dbstep-lock while locked
   std::string table_;
   std::string quoted_table_;
   std::string index_name_;
@@ -148,6 +155,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
     } else if (key == "_busy_timeout" || key == "_timeout") {
       try {
         busy_ms_ = std::stoi(value);
+        busy_from_url_ = true;
       } catch (const std::exception&) {
         throw Error(ErrorCode::kInvalidArgument,
                     fmt::format("{}={}: not a number of milliseconds", key, value));
@@ -217,8 +225,15 @@ void SqliteDriver::exec(const std::string& sql, std::string_view what) {
 void SqliteDriver::begin_immediate() {
   // IMMEDIATE takes the write lock now, so reading the state and writing the migration happen
   // with no other writer in between; a second process waits here for the busy timeout.
-  exec("BEGIN IMMEDIATE", "cannot start a write transaction (is another process holding the "
-                          "database longer than the lock timeout?)");
+  if (sqlite3_exec(handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK) return;
+  if ((sqlite3_extended_errcode(handle()) & 0xff) == SQLITE_BUSY) {
+    throw Error(ErrorCode::kLockTimeout,
+                fmt::format("timed out after {} ms waiting for the write lock on {}: another "
+                            "connection kept it (raise --lock-timeout, or find the process "
+                            "holding the database open in a transaction)",
+                            busy_ms_, describe()));
+  }
+  throw database_error("cannot start a write transaction");
 }
 
 void SqliteDriver::rollback_quietly() noexcept {
@@ -226,15 +241,50 @@ void SqliteDriver::rollback_quietly() noexcept {
 }
 
 void SqliteDriver::lock(std::chrono::milliseconds timeout) {
-  // SQLite has no session lock that survives our own commits. Exclusion between processes is
-  // per step instead: every write starts with BEGIN IMMEDIATE and checks the state it planned
-  // from (apply's `expected`), so a second process waits for the write lock (up to `timeout`)
-  // and then sees that the migration is done. The flag only catches misuse within the process.
+  // SQLite has no lock that outlives a transaction, so a run's lock is an exclusive flock() on
+  // a file beside the database, <db>.dbstep-lock (left in place: deleting a lock file races with
+  // its next user). It keeps a second dbstep process from reading the state while this one runs
+  // a migration outside a transaction (where it would see "dirty"). golang-migrate does not take
+  // it; apply()'s state check inside BEGIN IMMEDIATE keeps the two from applying a migration
+  // twice. Where the file cannot be created (read-only folder) only that check remains.
   if (locked_) {
     throw Error(ErrorCode::kLocked, fmt::format("{} is already locked by this process", describe()));
   }
-  busy_ms_ = static_cast<int>(std::min<std::int64_t>(timeout.count(), std::numeric_limits<int>::max()));
-  if (db_) sqlite3_busy_timeout(handle(), busy_ms_);
+  if (!busy_from_url_) {
+    busy_ms_ = static_cast<int>(std::min<std::int64_t>(timeout.count(), std::numeric_limits<int>::max()));
+    if (db_) sqlite3_busy_timeout(handle(), busy_ms_);
+  }
+  if (!memory_) {
+    const std::string lock_path = path_ + ".dbstep-lock";
+    int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      auto pause = std::chrono::milliseconds(2);
+      while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) break;  // no flock here: the state check remains
+        if (std::chrono::steady_clock::now() >= deadline) {
+          char holder[32] = {};
+          [[maybe_unused]] auto n = ::pread(fd, holder, sizeof holder - 1, 0);
+          ::close(fd);
+          std::string pid(holder);
+          while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+          throw Error(ErrorCode::kLockTimeout,
+                      fmt::format("timed out after {} ms waiting for the migration lock on {}: "
+                                  "{} holds {}",
+                                  timeout.count(), describe(),
+                                  pid.empty() ? "another process" : "process " + pid, lock_path));
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds(50));
+      }
+      // Say who holds it, for the next process's timeout message.
+      std::string me = std::to_string(::getpid()) + "\n";
+      if (::ftruncate(fd, 0) == 0) {
+        [[maybe_unused]] auto n = ::pwrite(fd, me.data(), me.size(), 0);
+      }
+      lock_fd_ = fd;
+    }
+  }
   locked_ = true;
 }
 
@@ -242,7 +292,18 @@ void SqliteDriver::unlock() {
   if (!locked_) {
     throw Error(ErrorCode::kLocked, "can't unlock, as not currently locked");
   }
+  release_lock_file();
   locked_ = false;
+}
+
+void SqliteDriver::release_lock_file() noexcept {
+  if (lock_fd_ >= 0) {
+    if (::ftruncate(lock_fd_, 0) != 0) {
+      // Only the holder's pid is lost; the lock itself goes with close().
+    }
+    ::close(lock_fd_);  // releases the flock
+    lock_fd_ = -1;
+  }
 }
 
 void SqliteDriver::ensure_table() {

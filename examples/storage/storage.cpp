@@ -53,16 +53,43 @@ std::filesystem::path backup_path(const std::filesystem::path& db, const dbstep:
   return path;
 }
 
-class LogObserver final : public dbstep::Observer {
+// Logs each migration, and makes the backup when the plan is known: the run then holds the
+// migration lock and has read the version, so a process that lost the race to another one
+// sees nothing pending and makes no backup.
+class OpenObserver final : public dbstep::Observer {
  public:
-  explicit LogObserver(const std::function<void(const std::string&)>& log) : log_(log) {}
-  void on_step_finished(const dbstep::AppliedStep& step) override {
-    log_(fmt::format("applied migration {}: {} ({:.1f} ms)", step.version, step.identifier,
-                     std::chrono::duration<double, std::milli>(step.duration).count()));
+  OpenObserver(const std::filesystem::path& path, SQLite::Database& db, const Options& options)
+      : path_(path), db_(db), options_(options) {}
+
+  void on_plan(const dbstep::Plan& plan) override {
+    if (plan.steps.empty() || backup || !options_.backup || !has_data(db_)) return;
+    auto target = backup_path(path_, plan.from);
+    try {
+      SQLite::Database copy(target.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      SQLite::Backup(copy, db_).executeStep();  // the whole database, consistently
+    } catch (const std::exception& e) {
+      throw dbstep::Error(dbstep::ErrorCode::kDatabase,
+                          fmt::format("cannot back up {} to {} before migrating ({}); nothing "
+                                      "was migrated",
+                                      path_.string(), target.string(), e.what()));
+    }
+    backup = target;
+    options_.log(fmt::format("backed up {} (version {}) to {} before migrating", path_.string(),
+                             dbstep::to_string(plan.from), target.string()));
   }
 
+  void on_step_finished(const dbstep::AppliedStep& step) override {
+    options_.log(fmt::format("applied migration {}: {} ({:.1f} ms)", step.version,
+                             step.identifier,
+                             std::chrono::duration<double, std::milli>(step.duration).count()));
+  }
+
+  std::optional<std::filesystem::path> backup;
+
  private:
-  const std::function<void(const std::string&)>& log_;
+  const std::filesystem::path& path_;
+  SQLite::Database& db_;
+  const Options& options_;
 };
 
 }  // namespace
@@ -78,36 +105,22 @@ Storage Storage::open(const std::filesystem::path& path, Options options) {
   auto source = options.migrations
                     ? options.migrations()
                     : dbstep::sources::open_embedded(dbstep_embedded::storage_migrations());
-  LogObserver observer(options.log);
+  OpenObserver observer(path, *db, options);
   dbstep::MigratorOptions migrator_options;
   migrator_options.observer = &observer;
   auto migrator = dbstep::open(sqlite_url(path), std::move(source), migrator_options);
 
-  dbstep::Result result;
-  std::optional<std::filesystem::path> backup;
-  if (migrator.needs_migration()) {
-    dbstep::DbState before = migrator.state();
-    if (options.backup && has_data(*db)) {
-      backup = backup_path(path, before.version);
-      SQLite::Database copy(backup->string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-      SQLite::Backup(copy, *db).executeStep();  // the whole database, consistently
-      options.log(fmt::format("backed up {} (version {}) to {} before migrating", path.string(),
-                              dbstep::to_string(before.version), backup->string()));
-    }
-    result = migrator.up();
-    if (!result.ok()) {
-      throw Error(fmt::format("cannot open {}: {}{}", path.string(), result.error->what(),
-                              backup ? fmt::format(". The database as it was before migrating "
-                                                   "is saved in {}",
-                                                   backup->string())
-                                     : ""),
-                  backup);
-    }
-  } else {
-    result.from = result.to = migrator.state().version;
+  dbstep::Result result = migrator.up();
+  if (!result.ok()) {
+    throw Error(fmt::format("cannot open {}: {}{}", path.string(), result.error->what(),
+                            observer.backup ? fmt::format(". The database as it was before "
+                                                          "migrating is saved in {}",
+                                                          observer.backup->string())
+                                            : ""),
+                observer.backup);
   }
   db->exec("PRAGMA foreign_keys = ON");
-  return Storage(std::move(db), std::move(result), std::move(backup));
+  return Storage(std::move(db), std::move(result), std::move(observer.backup));
 }
 
 std::int64_t Storage::add_note(const std::string& title, const std::string& body, bool pinned) {

@@ -44,9 +44,13 @@ class DirectorySource final : public Source {
       throw Error(ErrorCode::kSourceUnavailable,
                   fmt::format("cannot read migration folder {}: {}", dir_.string(), ec.message()));
     }
-    for (const auto& entry : it) {
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
       std::error_code type_ec;
-      if (entry.is_regular_file(type_ec)) names.push_back(entry.path().filename().string());
+      if (it->is_regular_file(type_ec)) names.push_back(it->path().filename().string());
+    }
+    if (ec) {
+      throw Error(ErrorCode::kSourceUnavailable,
+                  fmt::format("cannot read migration folder {}: {}", dir_.string(), ec.message()));
     }
     return names;
   }

@@ -94,6 +94,13 @@ TEST_CASE("Url: scheme, body, x- parameters, redaction") {
   CHECK(redact_secrets("host=db password=s3cret user=bob") == "host=db password=xxxxx user=bob");
   CHECK(redact_secrets("postgres://db/app?password=s3cret&x=1") ==
         "postgres://db/app?password=xxxxx&x=1");
+  CHECK(redact_secrets("postgres://u:se/cret@127.0.0.1:1/db") == "postgres://u:xxxxx@127.0.0.1:1/db");
+  CHECK(redact_secrets("postgres://u:p@ss@db/x?sslmode=disable") == "postgres://u:xxxxx@db/x?sslmode=disable");
+  CHECK(redact_secrets("see postgres://bob@db/x and file:///tmp/a") == "see postgres://bob@db/x and file:///tmp/a");
+  CHECK(redact_secrets("host=db password='it\\'s secret' user=bob").find("secret") == std::string::npos);
+  CHECK(redact_secrets("PASSWORD = hunter2 x") == "PASSWORD = xxxxx x");
+  // Linear in the text: a megabyte-long statement is fine.
+  CHECK(redact_secrets(std::string(1 << 20, 'a')).size() == (1u << 20));
   CHECK(parse_bool_param("x", "TRUE"));
   CHECK_FALSE(parse_bool_param("x", "0"));
   CHECK_THROWS_AS(parse_bool_param("x-no-tx-wrap", "yeppers"), Error);

@@ -159,6 +159,8 @@ TEST_CASE("storage: 8 processes opening one new database at once each get it rea
       int null = ::open("/dev/null", O_WRONLY);
       ::dup2(null, 1);
       ::dup2(null, 2);
+      // Each process opens (migrating if it wins the lock) and then writes a note, so a process
+      // that loses the race finds data, but nothing pending: it must not make a backup.
       ::execl(STORAGE_DEMO_BINARY, STORAGE_DEMO_BINARY, db.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -174,6 +176,6 @@ TEST_CASE("storage: 8 processes opening one new database at once each get it rea
   CHECK(check.execAndGet("SELECT version FROM schema_migrations").getInt() == 4);
   CHECK(check.execAndGet("SELECT dirty FROM schema_migrations").getInt() == 0);
   CHECK(check.execAndGet("SELECT COUNT(*) FROM notebooks").getInt() == 1);  // seeded once
-  CHECK(check.execAndGet("SELECT COUNT(*) FROM notes").getInt() == 8);       // every process wrote
+  CHECK(check.execAndGet("SELECT COUNT(*) FROM notes").getInt() == 8);  // every process wrote
   CHECK(backups_of(db).empty());
 }
