@@ -65,13 +65,17 @@ class FakeDriver final : public Driver {
     if (!locked) throw Error(ErrorCode::kLocked, "can't unlock, as not currently locked");
     locked = false;
   }
-  DbState state() override { return current; }
+  DbState state() override {
+    if (state_fails) throw Error(ErrorCode::kDatabase, "no connection to the server");
+    return current;
+  }
   bool apply(const Step& step, const DbState& expected) override {
     if (before_apply) before_apply(*this, step);
     if (current != expected) return false;
     if (step.has_file()) {
       if (step.sql == fail_body) {
         if (failure_leaves_dirty) current = DbState{step.target, true};
+        if (failure_loses_connection) state_fails = true;
         Error e(ErrorCode::kMigrationFailed,
                 fmt::format("migration {} ({}) failed at line 1, column 1: boom", step.version,
                             step.file));
@@ -118,6 +122,8 @@ class FakeDriver final : public Driver {
   int batches = 0;
   std::string fail_body;
   bool failure_leaves_dirty = false;
+  bool failure_loses_connection = false;
+  bool state_fails = false;
   std::function<void(FakeDriver&, const Step&)> before_apply;
 };
 

@@ -426,3 +426,34 @@ TEST_CASE("engine: Result contents on success, partial failure and nothing to do
   CHECK(down.steps[1].file.empty());
   CHECK(down.steps[1].target == OptVersion{1});
 }
+
+TEST_CASE("engine: a migration that loses the connection keeps its own error") {
+  Engine e;
+  e.driver->fail_body = "CREATE 3";
+  e.driver->failure_loses_connection = true;
+  Result r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kMigrationFailed);
+  CHECK(r.error->file == "3_foobar.up.sql");
+  std::string m = r.error->what();
+  CHECK(m.find("failed at line 1") != std::string::npos);
+  CHECK(m.find("no connection to the server") != std::string::npos);
+  CHECK(m.find("unknown") != std::string::npos);
+  REQUIRE(r.steps.size() == 1);
+}
+
+TEST_CASE("engine: an observer's on_plan can cancel the run before anything is applied") {
+  struct Veto final : Observer {
+    void on_plan(const Plan& p) override {
+      if (!p.steps.empty()) throw Error(ErrorCode::kDatabase, "backup failed");
+    }
+  } veto;
+  MigratorOptions options;
+  options.observer = &veto;
+  Engine e(testing::gm_fixture(), options);
+  Result r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(std::string(r.error->what()) == "backup failed");
+  CHECK(e.seq().empty());
+  CHECK_FALSE(e.driver->locked);
+}

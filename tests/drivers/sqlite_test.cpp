@@ -6,6 +6,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <memory>
+#include <unistd.h>
 #include <string>
 
 #include "core/url.hpp"
@@ -156,4 +157,34 @@ TEST_CASE("sqlite: drop skips SQLite's own tables (AUTOINCREMENT's sqlite_sequen
   d->unlock();
   SQLite::Database db((dir / "d.db").string());
   CHECK(db.execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").getInt() == 0);
+}
+
+TEST_CASE("sqlite: a write lock held elsewhere past the lock timeout is a lock timeout") {
+  TempDir dir;
+  auto file = (dir / "busy.db").string();
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + file));
+  d->set_state({1, false});
+  SQLite::Database other(file, SQLite::OPEN_READWRITE);
+  other.exec("BEGIN IMMEDIATE");
+  d->lock(std::chrono::milliseconds(100));
+  auto e = capture_error([&] { d->apply(up_step(2, "CREATE TABLE t (x int)"), DbState{1, false}); });
+  CHECK(e.code() == ErrorCode::kLockTimeout);
+  CHECK(std::string(e.what()).find("busy.db") != std::string::npos);
+  other.exec("ROLLBACK");
+  CHECK(d->apply(up_step(2, "CREATE TABLE t (x int)"), DbState{1, false}));
+  d->unlock();
+}
+
+TEST_CASE("sqlite: the run lock excludes a second driver until unlock, and names its holder") {
+  TempDir dir;
+  auto url = Url::parse("sqlite://" + (dir / "l.db").string());
+  auto a = drivers::open_sqlite(url);
+  auto b = drivers::open_sqlite(url);
+  a->lock(std::chrono::seconds(1));
+  auto e = capture_error([&] { b->lock(std::chrono::milliseconds(100)); });
+  CHECK(e.code() == ErrorCode::kLockTimeout);
+  CHECK(std::string(e.what()).find("process " + std::to_string(::getpid())) != std::string::npos);
+  a->unlock();
+  b->lock(std::chrono::milliseconds(100));
+  b->unlock();
 }

@@ -331,3 +331,26 @@ TEST_CASE("e2e: --single-transaction applies all pending migrations or none") {
   CHECK(r.code == 0);
   CHECK(tables(file) == std::set<std::string>{"schema_migrations"});
 }
+
+TEST_CASE("e2e: a second process waits for a migration running outside a transaction") {
+  TempDir tmp;
+  auto dir = tmp / "m";
+  write_file(dir / "1_slow.up.sql",
+             "-- dbstep:no-transaction\n"
+             "CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+             "WHERE x < 3000000) SELECT count(*) AS n FROM c;\n");
+  auto file = tmp / "nt.db";
+  std::string db = "sqlite://" + file.string() + "?_journal_mode=wal";
+  Process first({"-d", db, "-s", dir.string(), "migrate", "all"}, tmp.path());
+  for (int i = 0; i < 500 && !contains(first.stdout_so_far(), "Running 1"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto second = run_dbstep({"-d", db, "-s", dir.string(), "migrate", "all"}, tmp.path());
+  auto r = first.wait();
+  CHECK(r.code == 0);
+  CHECK(second.code == 0);  // it waited, then found nothing to do; it never saw "dirty"
+  CHECK_FALSE(contains(second.err, "dirty"));
+  CHECK(contains(second.out, "up to date"));
+  CHECK(scalar(file, "SELECT version FROM schema_migrations") == 1);
+  CHECK(scalar(file, "SELECT dirty FROM schema_migrations") == 0);
+}
