@@ -18,6 +18,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
@@ -52,13 +53,44 @@ std::string uri_escape_value(std::string_view v) {
 }
 
 // Thrown inside a wrapped run when the file turns out to control transactions itself (BEGIN,
-// COMMIT ...) or to hold a statement SQLite refuses in a transaction (VACUUM). The wrapper rolls
-// back (nothing of the file has happened) and the file runs again without it.
+// COMMIT ... other than one plain wrapper) or to hold a statement SQLite refuses in a transaction
+// (VACUUM). The wrapper rolls back (nothing of the file has happened) and the file runs again
+// without it.
 struct NeedsNoTransaction {};
+
+// Thrown inside a wrapped run, foreign keys on, at a `PRAGMA foreign_keys = ...`: SQLite ignores
+// it inside a transaction, so the table-rebuild recipe (keys off, DROP and rename the parent,
+// keys on) would cascade-delete child rows. The wrapper rolls back and the file runs again in
+// one transaction with the keys switched off around it and checked before COMMIT.
+struct NeedsForeignKeysOff {};
 
 bool controls_transactions(std::string_view keyword) {
   return keyword == "BEGIN" || keyword == "COMMIT" || keyword == "END" ||
          keyword == "ROLLBACK" || keyword == "VACUUM";
+}
+
+enum class Wrap {
+  kNone,         // the file runs as written, outside any transaction of ours
+  kTransaction,  // inside our transaction
+  kForeignKeysOff,  // inside our transaction, foreign keys off around it
+};
+
+// The upper-cased words of a statement, after leading comments: {"PRAGMA", "FOREIGN_KEYS"}.
+std::vector<std::string> leading_words(std::string_view statement, std::size_t count) {
+  std::vector<std::string> words;
+  std::size_t i = skip_space_and_comments(statement, bom_length(statement));
+  while (words.size() < count && i < statement.size()) {
+    std::string w;
+    while (i < statement.size() &&
+           (std::isalnum(static_cast<unsigned char>(statement[i])) || statement[i] == '_')) {
+      w.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(statement[i]))));
+      ++i;
+    }
+    if (w.empty()) break;
+    words.push_back(std::move(w));
+    i = skip_space_and_comments(statement, i);
+  }
+  return words;
 }
 
 class SqliteDriver final : public Driver {
@@ -85,9 +117,14 @@ class SqliteDriver final : public Driver {
   DbState read_state();
   void write_state(const DbState& state);
   // Walks `sql` statement by statement with sqlite3_prepare_v2 and its tail, stepping each.
-  // When `wrapped`, throws NeedsNoTransaction before running a statement that controls
-  // transactions. Throws Error(kMigrationFailed) locating the failing statement.
-  void run_file(const Step& step, bool wrapped);
+  // Inside our transaction (`wrap` != kNone), a file wrapped in one plain BEGIN ... COMMIT has
+  // the wrapper skipped; other transaction control or VACUUM throws NeedsNoTransaction, and
+  // `PRAGMA foreign_keys` with keys on throws NeedsForeignKeysOff, before anything runs.
+  // Throws Error(kMigrationFailed) locating the failing statement.
+  void run_file(const Step& step, Wrap wrap);
+  bool foreign_keys_on();
+  // PRAGMA foreign_key_check after a run with keys off: a violation fails the migration.
+  void check_foreign_keys(const Step& step);
   Error database_error(std::string_view what) const;
   // Opens the connection if the file exists (or `create`); returns whether it is open. Until
   // something is written, a database file that does not exist is not created, so `version`, a
@@ -360,11 +397,13 @@ DbState SqliteDriver::state() {
   return read_state();
 }
 
-void SqliteDriver::run_file(const Step& step, bool wrapped) {
+void SqliteDriver::run_file(const Step& step, Wrap wrap) {
   const std::string& text = step.sql;
   const char* const begin = text.data();
   const char* const end = begin + text.size();
   const char* p = begin + bom_length(text);
+  bool ran_any = false;
+  bool wrapper_open = false;  // the file's own plain BEGIN was skipped; its COMMIT must end it
   while (p < end) {
     sqlite3_stmt* stmt = nullptr;
     const char* tail = nullptr;
@@ -372,10 +411,39 @@ void SqliteDriver::run_file(const Step& step, bool wrapped) {
     std::size_t stmt_offset = static_cast<std::size_t>(p - begin);
     if (rc == SQLITE_OK && stmt == nullptr) break;  // only whitespace and comments remain
     std::string_view statement(p, static_cast<std::size_t>((tail ? tail : end) - p));
-    if (rc == SQLITE_OK && wrapped && controls_transactions(first_keyword(statement))) {
-      sqlite3_finalize(stmt);
-      throw NeedsNoTransaction{};
+    if (rc == SQLITE_OK && wrap != Wrap::kNone) {
+      const auto words = leading_words(statement, 3);
+      const std::string first = words.empty() ? "" : words[0];
+      const std::string second = words.size() > 1 ? words[1] : "";
+      const bool last = skip_space_and_comments(text, static_cast<std::size_t>(tail - begin)) ==
+                        text.size();
+      bool skip = false;
+      if (first == "BEGIN" && !ran_any && !wrapper_open &&
+          (words.size() == 1 || second == "TRANSACTION" || second == "DEFERRED" ||
+           second == "IMMEDIATE" || second == "EXCLUSIVE")) {
+        wrapper_open = skip = true;  // one plain wrapper: our transaction stands in for it
+      } else if ((first == "COMMIT" || first == "END") && wrapper_open && last) {
+        wrapper_open = false;
+        skip = true;
+      } else if (first == "ROLLBACK" && (second == "TO" || (second == "TRANSACTION" &&
+                                                            words.size() > 2 && words[2] == "TO"))) {
+        // ROLLBACK TO a savepoint works inside a transaction.
+      } else if (controls_transactions(first)) {
+        sqlite3_finalize(stmt);
+        throw NeedsNoTransaction{};
+      } else if (first == "PRAGMA" && second == "FOREIGN_KEYS" &&
+                 statement.find('=') != std::string_view::npos && wrap == Wrap::kTransaction &&
+                 foreign_keys_on()) {
+        sqlite3_finalize(stmt);
+        throw NeedsForeignKeysOff{};
+      }
+      if (skip) {
+        sqlite3_finalize(stmt);
+        p = tail;
+        continue;
+      }
     }
+    ran_any = true;
     if (rc == SQLITE_OK) {
       while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       }
@@ -403,13 +471,61 @@ void SqliteDriver::run_file(const Step& step, bool wrapped) {
     sqlite3_finalize(stmt);
     p = tail;
   }
+  // A skipped BEGIN whose COMMIT never came: run the file as written, which reports it.
+  if (wrapper_open) throw NeedsNoTransaction{};
+}
+
+bool SqliteDriver::foreign_keys_on() {
+  sqlite3_stmt* stmt = nullptr;
+  bool on = false;
+  if (sqlite3_prepare_v2(handle(), "PRAGMA foreign_keys", -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    on = sqlite3_column_int(stmt, 0) != 0;
+  }
+  sqlite3_finalize(stmt);
+  return on;
+}
+
+void SqliteDriver::check_foreign_keys(const Step& step) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(handle(), "PRAGMA foreign_key_check", -1, &stmt, nullptr) != SQLITE_OK) {
+    throw database_error("cannot check foreign keys");
+  }
+  std::vector<std::string> problems;
+  while (sqlite3_step(stmt) == SQLITE_ROW && problems.size() < 5) {
+    auto text = [&](int i) {
+      auto t = sqlite3_column_text(stmt, i);
+      return std::string(t ? reinterpret_cast<const char*>(t) : "?");
+    };
+    problems.push_back(fmt::format("{} row {} references missing {}", text(0), text(1), text(2)));
+  }
+  sqlite3_finalize(stmt);
+  if (problems.empty()) return;
+  Error e(ErrorCode::kMigrationFailed,
+          fmt::format("migration {} ({}) ran with foreign keys off (it sets PRAGMA foreign_keys) "
+                      "and leaves rows that break them: {}",
+                      step.version, step.file, fmt::join(problems, "; ")));
+  e.file = step.file;
+  e.version = step.version;
+  throw e;
 }
 
 bool SqliteDriver::apply(const Step& step, const DbState& expected) {
   open_connection(true);
   const DbState done{step.target, false};
-  bool wrapped = !no_tx_wrap_ && !has_directive(step.sql, "dbstep:no-transaction");
-  if (wrapped || !step.has_file()) {
+  Wrap wrap = no_tx_wrap_ || has_directive(step.sql, "dbstep:no-transaction") ? Wrap::kNone
+                                                                               : Wrap::kTransaction;
+  while (wrap != Wrap::kNone || !step.has_file()) {
+    // Foreign keys can only be switched outside a transaction; they come back on below.
+    const bool keys_off = wrap == Wrap::kForeignKeysOff;
+    if (keys_off) exec("PRAGMA foreign_keys = OFF", "cannot switch foreign keys off");
+    struct KeysBackOn {
+      SqliteDriver* d;
+      bool on;
+      ~KeysBackOn() {
+        if (on) sqlite3_exec(d->handle(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr);
+      }
+    } keys_back_on{this, keys_off};
     begin_immediate();
     try {
       ensure_table();
@@ -417,13 +533,19 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
         rollback_quietly();
         return false;
       }
-      if (step.has_file()) run_file(step, /*wrapped=*/true);
+      if (step.has_file()) run_file(step, wrap);
+      if (keys_off) check_foreign_keys(step);
       write_state(done);
       exec("COMMIT", "cannot commit migration " + std::to_string(step.version));
       return true;
     } catch (const NeedsNoTransaction&) {
       rollback_quietly();
       table_ready_ = false;  // the rollback may have undone the table's creation
+      wrap = Wrap::kNone;
+    } catch (const NeedsForeignKeysOff&) {
+      rollback_quietly();
+      table_ready_ = false;
+      wrap = Wrap::kForeignKeysOff;
     } catch (...) {
       rollback_quietly();
       table_ready_ = false;
@@ -447,7 +569,7 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
     throw;
   }
   try {
-    run_file(step, /*wrapped=*/false);
+    run_file(step, Wrap::kNone);
   } catch (...) {
     rollback_quietly();  // a transaction the file opened and did not finish
     throw;
@@ -506,9 +628,12 @@ bool SqliteDriver::apply_batch(const DbState& expected, const StepFeed& next) {
           throw cannot_batch(*step, "it says -- dbstep:no-transaction");
         }
         try {
-          run_file(*step, /*wrapped=*/true);
+          run_file(*step, Wrap::kTransaction);
         } catch (const NeedsNoTransaction&) {
           throw cannot_batch(*step, "it holds BEGIN, COMMIT, ROLLBACK or VACUUM");
+        } catch (const NeedsForeignKeysOff&) {
+          throw cannot_batch(*step, "it switches foreign keys off, which SQLite only allows "
+                                    "outside a transaction");
         }
       }
       last = DbState{step->target, false};

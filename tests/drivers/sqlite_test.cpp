@@ -99,28 +99,80 @@ TEST_CASE("sqlite: golang-migrate's own table shape (version uint64, dirty bool)
   CHECK(db.execAndGet("SELECT dirty FROM schema_migrations").getInt() == 0);
 }
 
-TEST_CASE("sqlite: a file with its own BEGIN/COMMIT runs as written, outside the wrapper") {
+TEST_CASE("sqlite: files with their own BEGIN/COMMIT") {
   TempDir dir;
   auto d = drivers::open_sqlite(Url::parse("sqlite://" + (dir / "tx.db").string()));
+  SQLite::Database db((dir / "tx.db").string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+
+  // Transaction control in the middle of a file: it runs as written, outside the wrapper.
   CHECK(d->apply(up_step(1, "CREATE TABLE a (x int);\nBEGIN;\nINSERT INTO a VALUES (1);\nCOMMIT;\n"), {}));
   CHECK(d->state() == DbState{1, false});
-  SQLite::Database db((dir / "tx.db").string());
   CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 1);
 
-  // Failing inside its own transaction: that transaction is rolled back, the database is dirty.
+  // One plain BEGIN ... COMMIT around the whole file: dbstep's transaction stands in for it, so a
+  // failure leaves nothing and the version clean, as for any other file.
   auto e = capture_error([&] {
-    d->apply(up_step(2, "BEGIN;\nINSERT INTO a VALUES (2);\nINSERT INTO nope VALUES (1);\nCOMMIT;\n"),
+    d->apply(up_step(2, "-- wrapped\nBEGIN TRANSACTION;\nINSERT INTO a VALUES (2);\nINSERT INTO nope VALUES (1);\nCOMMIT;\n"),
              DbState{1, false});
   });
-  CHECK(e.line == 3);
-  CHECK(d->state() == DbState{2, true});
+  CHECK(e.line == 4);
+  CHECK(d->state() == DbState{1, false});
   CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 1);
+  CHECK(d->apply(up_step(2, "BEGIN;\nINSERT INTO a VALUES (2);\nEND;\n-- done\n"), DbState{1, false}));
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 2);
+
+  // Savepoints work inside the wrapper.
+  CHECK(d->apply(up_step(3, "SAVEPOINT s; INSERT INTO a VALUES (3); ROLLBACK TO s; RELEASE s;"), DbState{2, false}));
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 2);
+
+  // Failing inside its own (not wrapper) transaction: rolled back, the database is dirty.
+  auto dirty = capture_error([&] {
+    d->apply(up_step(4, "INSERT INTO a VALUES (4);\nBEGIN;\nINSERT INTO a VALUES (5);\nINSERT INTO nope VALUES (1);\nCOMMIT;\n"),
+             DbState{3, false});
+  });
+  CHECK(dirty.line == 4);
+  CHECK(d->state() == DbState{4, true});
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 3);
 
   // A BEGIN without COMMIT is not committed for the file.
-  d->set_state({2, false});
-  auto open_tx = capture_error([&] { d->apply(up_step(3, "BEGIN;\nINSERT INTO a VALUES (3);\n"), DbState{2, false}); });
+  d->set_state({4, false});
+  auto open_tx = capture_error([&] { d->apply(up_step(5, "BEGIN;\nINSERT INTO a VALUES (6);\n"), DbState{4, false}); });
   CHECK(std::string(open_tx.what()).find("did not commit") != std::string::npos);
-  CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 1);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a WHERE x = 6").getInt() == 0);
+}
+
+TEST_CASE("sqlite: the table-rebuild recipe with PRAGMA foreign_keys keeps child rows") {
+  TempDir dir;
+  auto file = (dir / "fk.db").string();
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + file + "?_foreign_keys=true"));
+  CHECK(d->apply(up_step(1,
+                         "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT);\n"
+                         "CREATE TABLE child (pid INTEGER REFERENCES parent (id) ON DELETE CASCADE);\n"
+                         "INSERT INTO parent VALUES (1, 'a'); INSERT INTO child VALUES (1);\n"),
+                 {}));
+  // SQLite's documented way to change a table: keys off, rebuild, keys on.
+  const std::string rebuild =
+      "PRAGMA foreign_keys = OFF;\n"
+      "CREATE TABLE parent_new (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '');\n"
+      "INSERT INTO parent_new SELECT id, name FROM parent;\n"
+      "DROP TABLE parent;\n"
+      "ALTER TABLE parent_new RENAME TO parent;\n"
+      "PRAGMA foreign_keys = ON;\n";
+  CHECK(d->apply(up_step(2, rebuild), DbState{1, false}));
+  SQLite::Database db(file);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM child").getInt() == 1);
+  CHECK(d->state() == DbState{2, false});
+  // Keys are back on for the connection: a dangling child row fails the next migration.
+  auto e = capture_error([&] { d->apply(up_step(3, "INSERT INTO child VALUES (42);"), DbState{2, false}); });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  // A rebuild that leaves a broken reference fails, and nothing of it stays.
+  auto broken = capture_error([&] {
+    d->apply(up_step(3, "PRAGMA foreign_keys = OFF;\nDELETE FROM parent;\nPRAGMA foreign_keys = ON;\n"),
+             DbState{2, false});
+  });
+  CHECK(std::string(broken.what()).find("break them") != std::string::npos);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM parent").getInt() == 1);
+  CHECK(d->state() == DbState{2, false});
 }
 
 TEST_CASE("sqlite: VACUUM and x-no-tx-wrap run outside a transaction") {
