@@ -6,6 +6,17 @@
 
 namespace dbstep {
 
+Error cannot_batch(const Step& step, std::string_view why) {
+  Error e(ErrorCode::kMigrationFailed,
+          fmt::format("migration {} ({}) cannot run inside a transaction ({}), so it cannot be "
+                      "part of --single-transaction; nothing was applied. Run without "
+                      "--single-transaction",
+                      step.version, step.file, why));
+  e.file = step.file;
+  e.version = step.version;
+  return e;
+}
+
 bool Driver::apply_batch(const DbState& /*expected*/, const StepFeed& /*next*/) {
   throw Error(ErrorCode::kInvalidArgument,
               fmt::format("{} cannot run several migrations in one transaction; run without "

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "core/migration.hpp"
 #include "core/version.hpp"
@@ -44,6 +45,11 @@ struct Step {
 // Hands out the steps of a batch one at a time: nullptr when there are no more (or the run was
 // asked to stop). The Step stays valid until the next call.
 using StepFeed = std::function<const Step*()>;
+
+// The error apply_batch() throws for a step that cannot run inside a transaction; `why` says
+// what in the file prevents it.
+class Error;
+Error cannot_batch(const Step& step, std::string_view why);
 
 class Driver {
  public:

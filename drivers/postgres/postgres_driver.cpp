@@ -1080,14 +1080,7 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
       if (step->has_file()) {
         Script script = analyze(*step);
         if (script.outside_transaction) {
-          Error e(ErrorCode::kMigrationFailed,
-                  fmt::format("migration {} ({}) cannot run inside a transaction ({}), so it "
-                              "cannot be part of --single-transaction; run without "
-                              "--single-transaction",
-                              step->version, step->file, script.why_outside));
-          e.file = step->file;
-          e.version = step->version;
-          throw e;
+          throw cannot_batch(*step, script.why_outside);
         }
         for (const auto& st : script.statements) run_statement(*step, st);
       }

@@ -597,20 +597,6 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
   return true;
 }
 
-namespace {
-
-Error cannot_batch(const Step& step, std::string_view why) {
-  Error e(ErrorCode::kMigrationFailed,
-          fmt::format("migration {} ({}) cannot run inside a transaction ({}), so it cannot be "
-                      "part of --single-transaction; run without --single-transaction",
-                      step.version, step.file, why));
-  e.file = step.file;
-  e.version = step.version;
-  return e;
-}
-
-}  // namespace
-
 bool SqliteDriver::apply_batch(const DbState& expected, const StepFeed& next) {
   open_connection(true);
   begin_immediate();
