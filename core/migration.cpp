@@ -61,7 +61,11 @@ MigrationIndex MigrationIndex::build(const std::vector<std::string>& names,
   });
 
   MigrationIndex index;
-  index.entries_.reserve(files.size());
+  std::size_t versions = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (i == 0 || files[i].version != files[i - 1].version) ++versions;
+  }
+  index.entries_.reserve(versions);
   for (auto& f : files) {
     if (index.entries_.empty() || index.entries_.back().version != f.version) {
       index.entries_.push_back(Entry{f.version, std::nullopt, std::nullopt});

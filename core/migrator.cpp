@@ -139,6 +139,25 @@ Result Migrator::run(PlanFn&& make_plan) {
   DbState current;
   bool have_state = false;
   try {
+    // Nothing to do is the common case (every start of an application): one unlocked read of the
+    // state settles it without the lock's round trips. Anything else is decided under the lock.
+    {
+      DbState seen = driver_->state();
+      if (!seen.dirty) {
+        std::optional<Plan> quick;
+        try {
+          quick = make_plan(seen.version);
+        } catch (const Error&) {
+          // Reported under the lock, from a state read there.
+        }
+        if (quick && quick->steps.empty() && quick->short_by == 0) {
+          result.from = result.to = seen.version;
+          result.duration = Clock::now() - started;
+          if (obs) obs->on_plan(*quick);
+          return result;
+        }
+      }
+    }
     const auto lock_started = Clock::now();
     LockGuard lock(*driver_, options_.lock_timeout);
     if (obs) obs->on_locked(Clock::now() - lock_started);
@@ -150,6 +169,7 @@ Result Migrator::run(PlanFn&& make_plan) {
 
     Plan plan = make_plan(current.version);
     result.short_by = plan.short_by;
+    result.steps.reserve(plan.steps.size());
     if (obs) obs->on_plan(plan);
     const OptVersion goal = plan.to();
     const Direction way = plan.steps.empty() ? Direction::kUp : plan.steps.front().direction;

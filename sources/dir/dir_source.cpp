@@ -1,5 +1,8 @@
 #include "sources/dir/dir_source.hpp"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -37,20 +40,30 @@ class DirectorySource final : public Source {
   }
 
   std::vector<std::string> list() override {
+    // readdir() rather than std::filesystem's iterator: a folder of 10,000 migrations is listed
+    // on every start, and d_type spares a stat() per file on most file systems.
+    DIR* dir = ::opendir(dir_.c_str());
+    if (!dir) {
+      throw Error(ErrorCode::kSourceUnavailable,
+                  fmt::format("cannot read migration folder {}: {}", dir_.string(),
+                              std::strerror(errno)));
+    }
     std::vector<std::string> names;
-    std::error_code ec;
-    fs::directory_iterator it(dir_, ec);
-    if (ec) {
-      throw Error(ErrorCode::kSourceUnavailable,
-                  fmt::format("cannot read migration folder {}: {}", dir_.string(), ec.message()));
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+      bool regular = entry->d_type == DT_REG;
+      if (entry->d_type == DT_UNKNOWN || entry->d_type == DT_LNK) {
+        struct stat st {};  // follow symbolic links to files, as the folder's reader would
+        regular = ::stat((dir_ / entry->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+      }
+      if (regular) names.emplace_back(entry->d_name);
     }
-    for (; it != fs::directory_iterator(); it.increment(ec)) {
-      std::error_code type_ec;
-      if (it->is_regular_file(type_ec)) names.push_back(it->path().filename().string());
-    }
-    if (ec) {
+    int read_errno = errno;
+    ::closedir(dir);
+    if (read_errno != 0) {
       throw Error(ErrorCode::kSourceUnavailable,
-                  fmt::format("cannot read migration folder {}: {}", dir_.string(), ec.message()));
+                  fmt::format("cannot read migration folder {}: {}", dir_.string(),
+                              std::strerror(read_errno)));
     }
     return names;
   }

@@ -457,3 +457,20 @@ TEST_CASE("engine: an observer's on_plan can cancel the run before anything is a
   CHECK(e.seq().empty());
   CHECK_FALSE(e.driver->locked);
 }
+
+TEST_CASE("engine: an up-to-date database is settled by one unlocked read") {
+  Engine e;
+  REQUIRE(e.m->up().ok());
+  const int locks = e.driver->lock_count;
+  Result r = e.m->up();
+  CHECK(r.ok());
+  CHECK(r.steps.empty());
+  CHECK(r.to == OptVersion{7});
+  CHECK(e.driver->lock_count == locks);  // no lock taken
+  // A dirty database still goes through the lock and is refused there.
+  e.driver->set_state({7, true});
+  r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kDirty);
+  CHECK(e.driver->lock_count == locks + 1);
+}
