@@ -112,6 +112,9 @@ class SqliteDriver final : public Driver {
   // Runs SQL written by the driver itself (no user text); throws Error(kDatabase) with context.
   void exec(const std::string& sql, std::string_view what);
   void begin_immediate();
+  // BEGIN IMMEDIATE, the version table, and the state check every write starts with: false
+  // (and no transaction left open) when the stored state is not `expected`.
+  bool begin_checked(const DbState& expected);
   void rollback_quietly() noexcept;
   void ensure_table();
   DbState read_state();
@@ -271,6 +274,20 @@ void SqliteDriver::begin_immediate() {
                             busy_ms_, describe()));
   }
   throw database_error("cannot start a write transaction");
+}
+
+bool SqliteDriver::begin_checked(const DbState& expected) {
+  begin_immediate();
+  try {
+    ensure_table();
+    if (read_state() == expected) return true;
+  } catch (...) {
+    rollback_quietly();
+    table_ready_ = false;
+    throw;
+  }
+  rollback_quietly();
+  return false;
 }
 
 void SqliteDriver::rollback_quietly() noexcept {
@@ -526,13 +543,8 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
         if (on) sqlite3_exec(d->handle(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr);
       }
     } keys_back_on{this, keys_off};
-    begin_immediate();
+    if (!begin_checked(expected)) return false;
     try {
-      ensure_table();
-      if (read_state() != expected) {
-        rollback_quietly();
-        return false;
-      }
       if (step.has_file()) run_file(step, wrap);
       if (keys_off) check_foreign_keys(step);
       write_state(done);
@@ -554,13 +566,8 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
   }
 
   // golang-migrate's dirty protocol: {target, dirty}, the file as written, {target, clean}.
-  begin_immediate();
+  if (!begin_checked(expected)) return false;
   try {
-    ensure_table();
-    if (read_state() != expected) {
-      rollback_quietly();
-      return false;
-    }
     write_state(DbState{step.target, true});
     exec("COMMIT", "cannot mark the database dirty");
   } catch (...) {
@@ -599,13 +606,8 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
 
 bool SqliteDriver::apply_batch(const DbState& expected, const StepFeed& next) {
   open_connection(true);
-  begin_immediate();
+  if (!begin_checked(expected)) return false;
   try {
-    ensure_table();
-    if (read_state() != expected) {
-      rollback_quietly();
-      return false;
-    }
     std::optional<DbState> last;
     while (const Step* step = next()) {
       if (step->has_file()) {
