@@ -52,7 +52,9 @@ struct Result {
 };
 
 // Events of a run, in order: lock acquired, plan (again if another process moved the database),
-// then started/finished per step. Called on the Migrator's thread, while the run holds the lock.
+// then started/finished per step. Called on the Migrator's thread, while the run holds the lock;
+// the one exception is an empty plan found by the unlocked up-to-date check, which is reported
+// without taking the lock.
 // on_plan() may throw a dbstep::Error to cancel the run before anything of the plan is applied
 // (an application's last check or backup); the Result then carries that error. The other events
 // must not throw.

@@ -84,8 +84,6 @@ struct TestDatabase {
   }
 };
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 }  // namespace
 
 TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
@@ -173,9 +171,7 @@ TEST_CASE("e2e postgres: a second dbstep waits for the lock and gives up after -
   auto dir = tmp / "m";
   write_file(dir / "1_slow.up.sql", "SELECT pg_sleep(3);\nCREATE TABLE slow (x int);\n");
   Process first({"-d", db.url, "-s", dir.string(), "migrate", "all"}, tmp.path());
-  for (int i = 0; i < 500 && !contains(first.stdout_so_far(), "Running 1"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  first.wait_for_output("Running 1");
   auto second = run_dbstep({"-d", db.url, "-s", dir.string(), "--lock-timeout", "0.5", "migrate", "all"}, tmp.path());
   CHECK(second.code == 1);
   CHECK(contains(second.err, "lock"));
@@ -191,9 +187,7 @@ TEST_CASE("e2e postgres: a waiting dbstep does not deadlock the holder's CREATE 
   write_file(dir / "1_a.up.sql", "CREATE TABLE big (x int);\nSELECT pg_sleep(1.5);\n");
   write_file(dir / "2_b.up.sql", "CREATE INDEX CONCURRENTLY big_x ON big (x);\n");
   Process first({"-d", db.url, "-s", dir.string(), "migrate", "all"}, tmp.path());
-  for (int i = 0; i < 500 && !contains(first.stdout_so_far(), "Running 2"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  first.wait_for_output("Running 2");
   auto second = run_dbstep({"-d", db.url, "-s", dir.string(), "migrate", "all"}, tmp.path());
   auto r = first.wait();
   CHECK(r.code == 0);

@@ -16,10 +16,6 @@ using namespace dbstep::testing;
 
 namespace {
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 std::set<std::string> tables(const std::filesystem::path& db) {
   SQLite::Database d(db.string());
   SQLite::Statement q(d, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'");
@@ -295,9 +291,7 @@ TEST_CASE("e2e: Ctrl-C lets the running migration finish and starts no other") {
   auto file = tmp / "stop.db";
   Process p({"-d", "sqlite://" + file.string(), "-s", dir.string(), "migrate", "all"}, tmp.path());
   // Wait until the run has started (its plan is printed), then interrupt it.
-  for (int i = 0; i < 500 && !contains(p.stdout_so_far(), "Running 3"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  p.wait_for_output("Running 3");
   ::kill(p.pid(), SIGINT);
   auto r = p.wait();
   CHECK(r.code == 130);
@@ -342,9 +336,7 @@ TEST_CASE("e2e: a second process waits for a migration running outside a transac
   auto file = tmp / "nt.db";
   std::string db = "sqlite://" + file.string() + "?_journal_mode=wal";
   Process first({"-d", db, "-s", dir.string(), "migrate", "all"}, tmp.path());
-  for (int i = 0; i < 500 && !contains(first.stdout_so_far(), "Running 1"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  first.wait_for_output("Running 1");
   auto second = run_dbstep({"-d", db, "-s", dir.string(), "migrate", "all"}, tmp.path());
   auto r = first.wait();
   CHECK(r.code == 0);

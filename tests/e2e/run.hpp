@@ -55,6 +55,13 @@ class Process {
   }
   pid_t pid() const { return pid_; }
   std::string stdout_so_far() const { return read_file(out_path_); }
+  // Waits (up to 5 s) until the process has printed `text` on stdout, e.g. its plan line, so a
+  // test can act while the run is in progress.
+  void wait_for_output(const std::string& text) const {
+    for (int i = 0; i < 500 && stdout_so_far().find(text) == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
   RunResult wait() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
@@ -75,6 +82,10 @@ class Process {
   std::filesystem::path out_path_, err_path_;
   pid_t pid_ = -1;
 };
+
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 inline RunResult run_dbstep(const std::vector<std::string>& args, const std::filesystem::path& cwd,
                             const std::map<std::string, std::string>& env = {}) {
