@@ -3,15 +3,17 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <set>
@@ -199,6 +201,99 @@ std::pair<ResultPtr, std::optional<SqlFailure>> run_params(PGconn* conn, const s
   return {nullptr, failure_of(conn, r.get())};
 }
 
+// Queries sent back to back, their results read afterwards: libpq's pipeline mode (libpq 14+),
+// one extended-protocol query per statement, so a failure still names its statement while the
+// lot costs one round trip. After a failure the server skips the rest up to the sync.
+// Not pipelined, the queries run one at a time (for what pipeline mode cannot carry: COPY, or
+// text that libpg_query could not split into single statements). Either way nothing after the
+// first failure runs.
+class Pipeline {
+ public:
+  struct Failure {
+    std::size_t index;  // of the query, in the order add() received them
+    SqlFailure why;
+  };
+
+  Pipeline(PGconn* conn, bool pipelined) : conn_(conn), pipelined_(pipelined) {
+    if (pipelined_ && (!PQenterPipelineMode(conn_) || PQsetnonblocking(conn_, 1) != 0)) {
+      fail_now(failure_of(conn_, nullptr));
+    }
+  }
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+  ~Pipeline() {
+    if (pipelined_) finish();  // leaves the connection as it was, whatever happened
+  }
+
+  // Sends `sql`, one statement.
+  void add(const std::string& sql) {
+    const std::size_t index = count_++;
+    if (failure_) return;
+    if (!pipelined_) {
+      if (auto [r, failed] = run(conn_, sql); failed) failure_ = Failure{index, *failed};
+      return;
+    }
+    if (!PQsendQueryParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0)) {
+      fail_now(failure_of(conn_, nullptr), index);
+      return;
+    }
+    ++sent_;
+  }
+
+  // How many queries add() received.
+  std::size_t size() const { return count_; }
+
+  // Ends the pipeline and reads every result: the first failure, if any.
+  std::optional<Failure> finish() {
+    if (!pipelined_ || finished_) return failure_;
+    finished_ = true;
+    if (!broken_ && (!PQpipelineSync(conn_) || !flush())) fail_now(failure_of(conn_, nullptr));
+    PQsetnonblocking(conn_, 0);
+    if (!broken_) {
+      for (std::size_t i = 0; i < sent_; ++i) {
+        while (PGresult* next = PQgetResult(conn_)) {
+          ResultPtr r(next);
+          if (PQresultStatus(next) == PGRES_FATAL_ERROR && !failure_) {
+            failure_ = Failure{i, failure_of(conn_, next)};
+          }
+        }
+      }
+      ResultPtr sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
+    }
+    if (!PQexitPipelineMode(conn_) && !failure_) {
+      failure_ = Failure{sent_, failure_of(conn_, nullptr)};
+    }
+    return failure_;
+  }
+
+ private:
+  void fail_now(SqlFailure why, std::optional<std::size_t> index = std::nullopt) {
+    broken_ = true;
+    if (!failure_) failure_ = Failure{index.value_or(sent_), std::move(why)};
+  }
+
+  // Writes out what libpq holds, reading meanwhile what the server answers: the server stops
+  // reading queries when nobody reads its results, so waiting only to write could deadlock.
+  bool flush() {
+    for (;;) {
+      int left = PQflush(conn_);
+      if (left == 0) return true;
+      if (left < 0) return false;
+      pollfd p{PQsocket(conn_), POLLIN | POLLOUT, 0};
+      if (poll(&p, 1, -1) < 0 && errno != EINTR) return false;
+      if ((p.revents & POLLIN) && !PQconsumeInput(conn_)) return false;
+    }
+  }
+
+  PGconn* conn_;
+  bool pipelined_;
+  bool finished_ = false;
+  bool broken_ = false;  // libpq refused a send: nothing more is read
+  std::size_t count_ = 0;  // queries added
+  std::size_t sent_ = 0;   // queries libpq took
+  std::optional<Failure> failure_;
+};
+
 std::string value_at(const PGresult* r, int row, int col) {
   if (!r || row >= PQntuples(r) || PQgetisnull(r, row, col)) return {};
   return PQgetvalue(r, row, col);
@@ -319,102 +414,192 @@ struct Statement {
   std::size_t length = 0;
   std::string no_transaction;  // why PostgreSQL refuses it in a transaction block, or empty
   TxControl tx = TxControl::kNone;
+  bool parsed = false;  // libpg_query parsed it: exactly one statement, classified
+  bool copy = false;    // COPY: its data travels outside the query protocol
 };
 
 struct Script {
   std::vector<Statement> statements;
   bool outside_transaction = false;
   std::string why_outside;  // for messages: "it holds CREATE INDEX CONCURRENTLY" ...
+  // Every statement can be sent in libpq's pipeline mode (one extended-protocol query each):
+  // all parsed as exactly one statement, none a COPY.
+  bool pipelinable = true;
 };
 
-bool has_param(const nlohmann::json& body, std::string_view name) {
-  auto it = body.find("params");
-  if (it == body.end() || !it->is_array()) return false;
-  for (const auto& p : *it) {
-    auto d = p.find("DefElem");
-    if (d != p.end() && d->value("defname", "") == name) return true;
+// A statement the server alone will judge.
+Statement unparsed(std::size_t offset, std::size_t length) {
+  Statement st;
+  st.offset = offset;
+  st.length = length;
+  return st;
+}
+
+bool has_option(PgQuery__Node* const* items, std::size_t n, std::string_view name) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (items[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM && items[i]->def_elem->defname &&
+        name == items[i]->def_elem->defname) {
+      return true;
+    }
   }
   return false;
 }
 
 // The statements PostgreSQL 15 runs only outside a transaction block
 // (PreventInTransactionBlock), by parse-tree node.
-void classify(const std::string& node, const nlohmann::json& body, Statement& st) {
-  if (node == "TransactionStmt") {
-    std::string kind = body.value("kind", "");
-    bool plain = !body.contains("options") && !body.value("chain", false);
-    if ((kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") && plain) {
-      st.tx = TxControl::kBegin;
-    } else if (kind == "TRANS_STMT_COMMIT" && plain) {
-      st.tx = TxControl::kCommit;
-    } else if (kind == "TRANS_STMT_SAVEPOINT" || kind == "TRANS_STMT_RELEASE" ||
-               kind == "TRANS_STMT_ROLLBACK_TO") {
-      st.tx = TxControl::kNone;  // fine inside our transaction
-    } else {
-      st.tx = TxControl::kOther;
+void classify(const PgQuery__Node& node, Statement& st) {
+  switch (node.node_case) {
+    case PG_QUERY__NODE__NODE_TRANSACTION_STMT: {
+      const auto& t = *node.transaction_stmt;
+      const bool plain = t.n_options == 0 && !t.chain;
+      if ((t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN ||
+           t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START) &&
+          plain) {
+        st.tx = TxControl::kBegin;
+      } else if (t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT && plain) {
+        st.tx = TxControl::kCommit;
+      } else if (t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_SAVEPOINT ||
+                 t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_RELEASE ||
+                 t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_TO) {
+        st.tx = TxControl::kNone;  // fine inside our transaction
+      } else {
+        st.tx = TxControl::kOther;
+      }
+      break;
     }
-  } else if (node == "IndexStmt" && body.value("concurrent", false)) {
-    st.no_transaction = "CREATE INDEX CONCURRENTLY";
-  } else if (node == "DropStmt" && body.value("concurrent", false)) {
-    st.no_transaction = "DROP INDEX CONCURRENTLY";
-  } else if (node == "ReindexStmt" && (has_param(body, "concurrently") ||
-                                       body.value("kind", "") == "REINDEX_OBJECT_SYSTEM" ||
-                                       body.value("kind", "") == "REINDEX_OBJECT_DATABASE")) {
-    st.no_transaction = "REINDEX";
-  } else if (node == "VacuumStmt" && body.value("is_vacuumcmd", false)) {
-    st.no_transaction = "VACUUM";
-  } else if (node == "AlterSystemStmt") {
-    st.no_transaction = "ALTER SYSTEM";
-  } else if (node == "CreatedbStmt") {
-    st.no_transaction = "CREATE DATABASE";
-  } else if (node == "DropdbStmt") {
-    st.no_transaction = "DROP DATABASE";
-  } else if (node == "CreateTableSpaceStmt") {
-    st.no_transaction = "CREATE TABLESPACE";
-  } else if (node == "DropTableSpaceStmt") {
-    st.no_transaction = "DROP TABLESPACE";
-  } else if (node == "CreateSubscriptionStmt") {
-    st.no_transaction = "CREATE SUBSCRIPTION";
-  } else if (node == "DropSubscriptionStmt") {
-    st.no_transaction = "DROP SUBSCRIPTION";
-  } else if (node == "AlterSubscriptionStmt" &&
-             body.value("kind", "") == "ALTER_SUBSCRIPTION_REFRESH") {
-    st.no_transaction = "ALTER SUBSCRIPTION ... REFRESH PUBLICATION";
-  } else if (node == "AlterDatabaseStmt" && body.contains("options") &&
-             body["options"].dump().find("\"tablespace\"") != std::string::npos) {
-    st.no_transaction = "ALTER DATABASE ... SET TABLESPACE";
-  } else if (node == "ClusterStmt" && !body.contains("relation")) {
-    st.no_transaction = "CLUSTER";
-  } else if (node == "DiscardStmt" && body.value("target", "") == "DISCARD_ALL") {
-    st.no_transaction = "DISCARD ALL";
+    case PG_QUERY__NODE__NODE_INDEX_STMT:
+      if (node.index_stmt->concurrent) st.no_transaction = "CREATE INDEX CONCURRENTLY";
+      break;
+    case PG_QUERY__NODE__NODE_DROP_STMT:
+      if (node.drop_stmt->concurrent) st.no_transaction = "DROP INDEX CONCURRENTLY";
+      break;
+    case PG_QUERY__NODE__NODE_REINDEX_STMT: {
+      const auto& r = *node.reindex_stmt;
+      if (has_option(r.params, r.n_params, "concurrently") ||
+          r.kind == PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SYSTEM ||
+          r.kind == PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_DATABASE) {
+        st.no_transaction = "REINDEX";
+      }
+      break;
+    }
+    case PG_QUERY__NODE__NODE_VACUUM_STMT:
+      if (node.vacuum_stmt->is_vacuumcmd) st.no_transaction = "VACUUM";
+      break;
+    case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT:
+      st.no_transaction = "ALTER SYSTEM";
+      break;
+    case PG_QUERY__NODE__NODE_CREATEDB_STMT:
+      st.no_transaction = "CREATE DATABASE";
+      break;
+    case PG_QUERY__NODE__NODE_DROPDB_STMT:
+      st.no_transaction = "DROP DATABASE";
+      break;
+    case PG_QUERY__NODE__NODE_CREATE_TABLE_SPACE_STMT:
+      st.no_transaction = "CREATE TABLESPACE";
+      break;
+    case PG_QUERY__NODE__NODE_DROP_TABLE_SPACE_STMT:
+      st.no_transaction = "DROP TABLESPACE";
+      break;
+    case PG_QUERY__NODE__NODE_CREATE_SUBSCRIPTION_STMT:
+      st.no_transaction = "CREATE SUBSCRIPTION";
+      break;
+    case PG_QUERY__NODE__NODE_DROP_SUBSCRIPTION_STMT:
+      st.no_transaction = "DROP SUBSCRIPTION";
+      break;
+    case PG_QUERY__NODE__NODE_ALTER_SUBSCRIPTION_STMT:
+      if (node.alter_subscription_stmt->kind ==
+          PG_QUERY__ALTER_SUBSCRIPTION_TYPE__ALTER_SUBSCRIPTION_REFRESH) {
+        st.no_transaction = "ALTER SUBSCRIPTION ... REFRESH PUBLICATION";
+      }
+      break;
+    case PG_QUERY__NODE__NODE_ALTER_DATABASE_STMT: {
+      const auto& a = *node.alter_database_stmt;
+      if (has_option(a.options, a.n_options, "tablespace")) {
+        st.no_transaction = "ALTER DATABASE ... SET TABLESPACE";
+      }
+      break;
+    }
+    case PG_QUERY__NODE__NODE_CLUSTER_STMT:
+      if (!node.cluster_stmt->relation) st.no_transaction = "CLUSTER";
+      break;
+    case PG_QUERY__NODE__NODE_DISCARD_STMT:
+      if (node.discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
+        st.no_transaction = "DISCARD ALL";
+      }
+      break;
+    case PG_QUERY__NODE__NODE_COPY_STMT:
+      st.copy = true;
+      break;
+    default:
+      break;
   }
 }
 
-// Parses `sql` (one statement or many). False when libpg_query cannot parse it, e.g. a syntax
-// error, or syntax newer than PostgreSQL 15: the server is the judge of those.
+// Whether `statement` could be one that classify() looks for: a cheap necessary condition, so
+// that only those few statements pay for libpg_query's parse tree (serialising the tree as
+// protobuf and reading it back costs ten times the parse itself). Transaction control starts
+// with its keyword; every other statement classify() cares about spells one of these keywords
+// somewhere (keywords are plain letters in any case: no escape or comment can hide one). A
+// false alarm costs only the tree.
+bool may_need_tree(std::string_view statement) {
+  static constexpr std::array<std::string_view, 9> kTransactionControl = {
+      "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE"};
+  const std::string first = first_keyword(statement);
+  for (auto k : kTransactionControl) {
+    if (first == k) return true;
+  }
+  static constexpr std::array<std::string_view, 10> kKeywords = {
+      "concurrently", "reindex",      "vacuum",  "system",  "database",
+      "tablespace",   "subscription", "cluster", "discard", "copy"};
+  auto equal_ci = [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == static_cast<unsigned char>(b);
+  };
+  for (auto k : kKeywords) {
+    if (std::search(statement.begin(), statement.end(), k.begin(), k.end(), equal_ci) !=
+        statement.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Classifies one statement by its parse tree.
+void classify(const std::string& statement, Statement& st) {
+  PgQueryProtobufParseResult r = pg_query_parse_protobuf(statement.c_str());
+  struct FreeResult {
+    PgQueryProtobufParseResult& r;
+    ~FreeResult() { pg_query_free_protobuf_parse_result(r); }
+  } free_result{r};
+  if (r.error) return;
+  struct FreeTree {
+    void operator()(PgQuery__ParseResult* t) const {
+      pg_query__parse_result__free_unpacked(t, nullptr);
+    }
+  };
+  std::unique_ptr<PgQuery__ParseResult, FreeTree> tree(pg_query__parse_result__unpack(
+      nullptr, r.parse_tree.len, reinterpret_cast<const std::uint8_t*>(r.parse_tree.data)));
+  if (tree && tree->n_stmts == 1 && tree->stmts[0]->stmt) classify(*tree->stmts[0]->stmt, st);
+}
+
+// Splits `sql` (one statement or many) with PostgreSQL's parser and classifies each statement.
+// False when libpg_query cannot parse it, e.g. a syntax error, or syntax newer than PostgreSQL
+// 15: the server is the judge of those.
 bool parse_statements(const std::string& sql, std::size_t base, std::vector<Statement>& out) {
-  PgQueryParseResult r = pg_query_parse(sql.c_str());
-  struct Free {
-    PgQueryParseResult& r;
-    ~Free() { pg_query_free_parse_result(r); }
+  PgQuerySplitResult r = pg_query_split_with_parser(sql.c_str());
+  struct FreeResult {
+    PgQuerySplitResult& r;
+    ~FreeResult() { pg_query_free_split_result(r); }
   } free_result{r};
   if (r.error) return false;
-  nlohmann::json tree = nlohmann::json::parse(r.parse_tree, nullptr, false);
-  if (tree.is_discarded()) return false;
-  auto stmts = tree.find("stmts");
-  if (stmts == tree.end()) return true;  // nothing but comments and whitespace
-  for (const auto& item : *stmts) {
-    Statement st;
-    auto loc = static_cast<std::size_t>(item.value("stmt_location", 0));
-    auto len = static_cast<std::size_t>(item.value("stmt_len", 0));
+  for (int i = 0; i < r.n_stmts; ++i) {
+    auto loc = static_cast<std::size_t>(std::max(r.stmts[i]->stmt_location, 0));
+    auto len = static_cast<std::size_t>(std::max(r.stmts[i]->stmt_len, 0));
     if (loc > sql.size()) loc = sql.size();
     if (len == 0 || loc + len > sql.size()) len = sql.size() - loc;
-    st.offset = base + loc;
-    st.length = len;
-    auto node = item.find("stmt");
-    if (node != item.end() && node->is_object() && !node->empty()) {
-      classify(node->begin().key(), node->begin().value(), st);
-    }
+    Statement st = unparsed(base + loc, len);
+    st.parsed = true;
+    std::string text = sql.substr(loc, len);
+    if (may_need_tree(text)) classify(text, st);
     out.push_back(std::move(st));
   }
   return true;
@@ -440,7 +625,7 @@ Script analyze(const Step& step) {
     all.clear();
     PgQuerySplitResult s = pg_query_split_with_scanner(body.c_str());
     if (s.error) {
-      all.push_back(Statement{bom, body.size(), {}, TxControl::kNone});
+      all.push_back(unparsed(bom, body.size()));
     } else {
       for (int i = 0; i < s.n_stmts; ++i) {
         auto loc = static_cast<std::size_t>(s.stmts[i]->stmt_location);
@@ -451,7 +636,7 @@ Script analyze(const Step& step) {
           one[0].offset = bom + loc;
           all.push_back(std::move(one[0]));
         } else {
-          all.push_back(Statement{bom + loc, len, {}, TxControl::kNone});
+          all.push_back(unparsed(bom + loc, len));
         }
       }
     }
@@ -466,6 +651,7 @@ Script analyze(const Step& step) {
   if (no_tx) script.why_outside = "it says -- dbstep:no-transaction";
   std::size_t controls = 0;
   for (const auto& st : script.statements) {
+    if (!st.parsed || st.copy) script.pipelinable = false;
     if (!st.no_transaction.empty() && !no_tx) {
       no_tx = true;
       script.why_outside = "it holds " + st.no_transaction;
@@ -595,6 +781,11 @@ class PostgresDriver final : public Driver {
   std::string table_name() const {
     return quote_identifier(table_schema_) + "." + quote_identifier(cfg_.table);
   }
+  // Excludes other writers (golang-migrate and dbstep processes that skip the advisory lock
+  // included) until commit; plain SELECTs still read the committed version meanwhile.
+  std::string lock_sql() const {
+    return fmt::format("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", table_name());
+  }
   std::string lock_table_name() const {
     return quote_identifier(schema_) + "." + quote_identifier(cfg_.lock_table);
   }
@@ -611,6 +802,10 @@ class PostgresDriver final : public Driver {
   bool apply_outside_transaction(const Step& step, const Script& script, const DbState& expected);
   // Runs one statement of a migration; throws the Error(kMigrationFailed) locating a failure.
   void run_statement(const Step& step, const Statement& st);
+  void add_statements(Pipeline& p, const Step& step, const Script& script) const;
+  // The failure of the query at `index` of the file's statements (past the last: its end).
+  Error statement_error(const Step& step, const Script& script, std::size_t index,
+                        const SqlFailure& f) const;
   Error migration_error(const Step& step, const Statement* st, const SqlFailure& f,
                         std::string_view at = "") const;
 
@@ -956,12 +1151,9 @@ DbState PostgresDriver::begin_and_read_state() {
            fmt::format("creating the version table {}", table_name()));
     }
   }
-  // Excludes other writers (golang-migrate and dbstep processes that skip the advisory lock
-  // included) until commit; plain SELECTs still read the committed version meanwhile.
   // One round trip when the table is known to exist.
-  auto r = exec(fmt::format("{0}LOCK TABLE {1} IN SHARE ROW EXCLUSIVE MODE; "
-                            "SELECT version, dirty FROM {1} LIMIT 1",
-                            begin, table_name()),
+  auto r = exec(fmt::format("{}{}; SELECT version, dirty FROM {} LIMIT 1", begin, lock_sql(),
+                            table_name()),
                 fmt::format("reading the version from {}", table_name()));
   return parse_state(r.get(), table_name());
 }
@@ -977,14 +1169,31 @@ std::string version_literal(const OptVersion& v) {
 }
 
 // golang-migrate's rule: {none, clean} is an empty table, {none, dirty} is the row (-1, true).
-std::string rows_sql(const std::string& table, const DbState& s) {
-  std::string sql = fmt::format("DELETE FROM {}", table);
+std::vector<std::string> rows_statements(const std::string& table, const DbState& s) {
+  std::vector<std::string> out{fmt::format("DELETE FROM {}", table)};
   if (s.version || s.dirty) {
-    sql += fmt::format("; INSERT INTO {} (version, dirty) VALUES ({}, {})", table,
-                       version_literal(s.version), s.dirty ? "true" : "false");
+    out.push_back(fmt::format("INSERT INTO {} (version, dirty) VALUES ({}, {})", table,
+                              version_literal(s.version), s.dirty ? "true" : "false"));
   }
-  return sql;
+  return out;
 }
+
+std::string rows_sql(const std::string& table, const DbState& s) {
+  return fmt::format("{}", fmt::join(rows_statements(table, s), "; "));
+}
+
+// A query that fails with division_by_zero (SQLSTATE 22012) unless the version table holds `s`
+// (its first row, as state() reads it). Sent right after the lock in a migration's pipeline, it
+// is the compare of apply()'s compare-and-swap: when another process has moved the version, the
+// server skips everything after it and the transaction rolls back.
+std::string check_state_sql(const std::string& table, const DbState& s) {
+  if (!s.version && !s.dirty) return fmt::format("SELECT 1 / (NOT EXISTS (SELECT FROM {}))::int", table);
+  return fmt::format(
+      "SELECT 1 / (SELECT count(*) FROM (SELECT version, dirty FROM {} LIMIT 1) AS s "
+      "WHERE version = {} AND dirty = {})::int",
+      table, version_literal(s.version), s.dirty ? "true" : "false");
+}
+constexpr std::string_view kStateMoved = "22012";
 
 void PostgresDriver::write_rows_and_commit(const DbState& s) {
   exec(rows_sql(table_name(), s) + "; COMMIT",
@@ -1060,6 +1269,16 @@ void PostgresDriver::run_statement(const Step& step, const Statement& st) {
   }
 }
 
+void PostgresDriver::add_statements(Pipeline& p, const Step& step, const Script& script) const {
+  for (const auto& st : script.statements) p.add(step.sql.substr(st.offset, st.length));
+}
+
+Error PostgresDriver::statement_error(const Step& step, const Script& script,
+                                      std::size_t index, const SqlFailure& f) const {
+  if (index < script.statements.size()) return migration_error(step, &script.statements[index], f);
+  return migration_error(step, nullptr, f, "at its end");
+}
+
 bool PostgresDriver::apply(const Step& step, const DbState& expected) {
   const DbState done{step.target, false};
   if (!step.has_file()) return write_state_checked(expected, done);
@@ -1082,7 +1301,10 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
         if (script.outside_transaction) {
           throw cannot_batch(*step, script.why_outside);
         }
-        for (const auto& st : script.statements) run_statement(*step, st);
+        // One round trip per migration, inside the batch's transaction.
+        Pipeline p(conn_.get(), script.pipelinable);
+        add_statements(p, *step, script);
+        if (auto failed = p.finish()) throw statement_error(*step, script, failed->index, failed->why);
       }
       last = DbState{step->target, false};
       version_literal(last->version);
@@ -1114,19 +1336,44 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
 
 bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script,
                                           const DbState& expected) {
+  const DbState done{step.target, false};
   try {
-    if (begin_and_read_state() != expected) {
+    // The session's first write makes sure the version table exists, in a round trip of its
+    // own; after that, BEGIN, the lock and the state check travel with the migration: the
+    // whole migration is one round trip.
+    const bool ready = table_ready_;
+    if (!ready && begin_and_read_state() != expected) {
       rollback_quietly();
       return false;
     }
-    for (const auto& st : script.statements) run_statement(step, st);
-    auto [r, failed] =
-        run(conn_.get(), rows_sql(table_name(), DbState{step.target, false}) + "; COMMIT");
-    if (failed) {
+    Pipeline p(conn_.get(), script.pipelinable);
+    std::size_t first = 0;  // the index of the file's first statement
+    if (ready) {
+      p.add("BEGIN");
+      p.add(lock_sql());
+      p.add(check_state_sql(table_name(), expected));
+      first = 3;
+    }
+    add_statements(p, step, script);
+    const std::size_t bookkeeping = p.size();
+    for (const auto& sql : rows_statements(table_name(), done)) p.add(sql);
+    p.add("COMMIT");
+    const std::size_t commit = p.size() - 1;
+    if (auto failed = p.finish()) {
+      rollback_quietly();  // first: nothing below may leave the transaction open
+      const std::size_t i = failed->index;
+      const SqlFailure& f = failed->why;
+      if (i < first) {
+        if (i == first - 1 && f.sqlstate == kStateMoved) return false;  // another process won
+        fail(fmt::format("reading the version from {}", table_name()), f);
+      }
+      if (i < bookkeeping) throw statement_error(step, script, i - first, f);
       // Deferred constraints are checked at COMMIT, after the last statement.
-      SqlFailure f = *failed;
-      rollback_quietly();
-      throw migration_error(step, nullptr, f, "at COMMIT");
+      if (i == commit) throw migration_error(step, nullptr, f, "at COMMIT");
+      if (i < commit) {
+        fail(fmt::format("recording version {} in {}", to_string(done.version), table_name()), f);
+      }
+      throw migration_error(step, nullptr, f, "at its end");
     }
   } catch (...) {
     rollback_quietly();  // no path leaves a transaction open on the session

@@ -269,6 +269,77 @@ TEST_CASE("postgres: CREATE INDEX CONCURRENTLY runs outside a transaction") {
   }
 }
 
+TEST_CASE("postgres: statements PostgreSQL runs only outside a transaction are told by the parser") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  // apply_batch() reads each file before running it and refuses, naming the statement, any file
+  // that cannot run in its transaction: nothing below ever runs.
+  auto refusal = [&](const std::string& sql) {
+    std::vector<Step> steps = {up_step(1, sql)};
+    std::size_t i = 0;
+    try {
+      d->apply_batch(kNone, [&]() -> const Step* { return i < steps.size() ? &steps[i++] : nullptr; });
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  const std::pair<const char*, const char*> refused[] = {
+      {"VACUUM;", "it holds VACUUM"},
+      {"vacuum /* a comment */ (verbose, analyze);", "it holds VACUUM"},
+      {"CREATE UNIQUE INDEX CONCURRENTLY i ON t (x);", "it holds CREATE INDEX CONCURRENTLY"},
+      {"create index\n-- why\nconcurrently i ON t (x);", "it holds CREATE INDEX CONCURRENTLY"},
+      {"DROP INDEX CONCURRENTLY IF EXISTS i;", "it holds DROP INDEX CONCURRENTLY"},
+      {"REINDEX TABLE CONCURRENTLY t;", "it holds REINDEX"},
+      {"REINDEX SYSTEM postgres;", "it holds REINDEX"},
+      {"ALTER SYSTEM SET work_mem = '4MB';", "it holds ALTER SYSTEM"},
+      {"CREATE DATABASE x;", "it holds CREATE DATABASE"},
+      {"DROP DATABASE IF EXISTS x;", "it holds DROP DATABASE"},
+      {"CREATE TABLESPACE ts LOCATION '/nowhere';", "it holds CREATE TABLESPACE"},
+      {"DROP TABLESPACE ts;", "it holds DROP TABLESPACE"},
+      {"CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p;", "it holds CREATE SUBSCRIPTION"},
+      {"DROP SUBSCRIPTION s;", "it holds DROP SUBSCRIPTION"},
+      {"ALTER SUBSCRIPTION s REFRESH PUBLICATION;", "REFRESH PUBLICATION"},
+      {"ALTER DATABASE x SET TABLESPACE ts;", "it holds ALTER DATABASE ... SET TABLESPACE"},
+      {"CLUSTER;", "it holds CLUSTER"},
+      {"DISCARD ALL;", "it holds DISCARD ALL"},
+      {"CREATE TABLE a (x int);\nCOMMIT;", "it controls transactions itself"},
+      {"START TRANSACTION ISOLATION LEVEL SERIALIZABLE;\nCREATE TABLE a (x int);\nCOMMIT;",
+       "it controls transactions itself"},
+      {"BEGIN;\nCREATE TABLE a (x int);\nCOMMIT AND CHAIN;\nCOMMIT;", "it controls transactions itself"},
+      {"PREPARE TRANSACTION 'x';", "it controls transactions itself"},
+  };
+  for (const auto& [statement, why] : refused) {
+    const std::string sql = statement;
+    CAPTURE(sql);
+    std::string message = refusal(sql);
+    CAPTURE(message);
+    CHECK(contains(message, "cannot run inside a transaction"));
+    CHECK(contains(message, why));
+  }
+  // The same words where they are harmless: names, strings, comments, and the forms of these
+  // commands that PostgreSQL does run in a transaction.
+  const char* accepted[] = {
+      "CREATE TABLE system_copy (database text, \"concurrently\" int, \"vacuum\" text);\n"
+      "INSERT INTO system_copy VALUES ('DROP DATABASE x; VACUUM', 1, 'COMMIT');\n"
+      "-- CREATE INDEX CONCURRENTLY would not run here\n"
+      "CREATE INDEX system_copy_i ON system_copy (\"concurrently\");\n"
+      "ANALYZE system_copy;\n"
+      "REINDEX TABLE system_copy;\n"
+      "CLUSTER system_copy USING system_copy_i;\n"
+      "DISCARD TEMP;\n"
+      "SAVEPOINT s; RELEASE SAVEPOINT s;\n"
+      "COPY (SELECT 1) TO '/dev/null';\n"
+      "DROP TABLE system_copy;\n",
+  };
+  for (const std::string sql : accepted) {
+    CAPTURE(sql);
+    CHECK(refusal(sql) == "(accepted)");
+    CHECK(d->state() == DbState{1, false});
+    d->set_state(kNone);
+  }
+}
+
 TEST_CASE("postgres: files with their own BEGIN/COMMIT") {
   PostgresFixture fx;
   auto d = fx.open();
@@ -342,6 +413,16 @@ TEST_CASE("postgres: COPY FROM STDIN fails cleanly instead of hanging") {
   CHECK(e.line == 2);
   CHECK(d->state() == kNone);
   CHECK(d->apply(up_step(1, "CREATE TABLE cp (x int);"), kNone));
+  // Once the version table is known, migrations travel in one pipeline; COPY cannot, so that
+  // file still runs statement by statement, behind the same state check.
+  auto e2 = capture_error([&] {
+    d->apply(up_step(2, "INSERT INTO cp VALUES (1);\nCOPY cp FROM STDIN;\n"), DbState{1, false});
+  });
+  CHECK(e2.code() == ErrorCode::kMigrationFailed);
+  CHECK(e2.line == 2);
+  CHECK(fx.query_int("SELECT COUNT(*) FROM cp") == 0);
+  CHECK_FALSE(d->apply(up_step(3, "COPY cp FROM STDIN;"), DbState{2, false}));
+  CHECK(d->state() == DbState{1, false});
 }
 
 TEST_CASE("postgres: error positions follow golang-migrate's vectors, CRLF and non-ASCII") {
