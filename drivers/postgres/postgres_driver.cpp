@@ -551,14 +551,9 @@ bool may_need_tree(std::string_view statement) {
   static constexpr std::array<std::string_view, 10> kKeywords = {
       "concurrently", "reindex",      "vacuum",  "system",  "database",
       "tablespace",   "subscription", "cluster", "discard", "copy"};
-  auto equal_ci = [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == static_cast<unsigned char>(b);
-  };
+  const std::string lower = ascii_lower(statement);
   for (auto k : kKeywords) {
-    if (std::search(statement.begin(), statement.end(), k.begin(), k.end(), equal_ci) !=
-        statement.end()) {
-      return true;
-    }
+    if (lower.find(k) != std::string::npos) return true;
   }
   return false;
 }
