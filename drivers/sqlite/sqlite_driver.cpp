@@ -280,7 +280,10 @@ bool SqliteDriver::begin_checked(const DbState& expected) {
   begin_immediate();
   try {
     ensure_table();
-    if (read_state() == expected) return true;
+    const DbState seen = read_state();
+    // Another connection dropped the table since this one made it: make it again.
+    if (!table_ready_) ensure_table();
+    if (seen == expected) return true;
   } catch (...) {
     rollback_quietly();
     table_ready_ = false;
@@ -371,11 +374,15 @@ void SqliteDriver::ensure_table() {
 }
 
 DbState SqliteDriver::read_state() {
+  // No table is no version. SQLite says so when preparing, or when stepping if another connection
+  // dropped the table after this one last read the schema.
+  auto no_table = [this] {
+    return std::string_view(sqlite3_errmsg(handle())).rfind("no such table", 0) == 0;
+  };
   sqlite3_stmt* stmt = nullptr;
   std::string sql = fmt::format("SELECT version, dirty FROM {} LIMIT 1", quoted_table_);
   if (sqlite3_prepare_v2(handle(), sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-    std::string_view message = sqlite3_errmsg(handle());
-    if (message.rfind("no such table", 0) == 0) {
+    if (no_table()) {
       table_ready_ = false;
       return DbState{};
     }
@@ -390,7 +397,13 @@ DbState SqliteDriver::read_state() {
     rc = sqlite3_step(stmt);
   }
   sqlite3_finalize(stmt);
-  if (rc != SQLITE_DONE) throw database_error("cannot read the version table " + table_);
+  if (rc != SQLITE_DONE) {
+    if (no_table()) {
+      table_ready_ = false;
+      return DbState{};
+    }
+    throw database_error("cannot read the version table " + table_);
+  }
   return state;
 }
 
@@ -640,6 +653,7 @@ void SqliteDriver::set_state(const DbState& state) {
   open_connection(true);
   begin_immediate();
   try {
+    table_ready_ = false;  // rare enough to check: another connection may have dropped it
     ensure_table();
     write_state(state);
     exec("COMMIT", "cannot update the version table " + table_);

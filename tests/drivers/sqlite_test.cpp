@@ -240,3 +240,72 @@ TEST_CASE("sqlite: the run lock excludes a second driver until unlock, and names
   b->lock(std::chrono::milliseconds(100));
   b->unlock();
 }
+
+TEST_CASE("sqlite: a version table another connection dropped reads as none and is made again") {
+  TempDir dir;
+  auto file = (dir / "o.db").string();
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + file));
+  CHECK(d->apply(up_step(1, "CREATE TABLE a (x int);"), {}));
+  CHECK(d->state() == DbState{1, false});
+  SQLite::Database other(file, SQLite::OPEN_READWRITE);
+  other.exec("DROP TABLE schema_migrations");
+  CHECK(d->state() == DbState{});
+  CHECK(d->apply(up_step(1, "CREATE TABLE a1 (x int);"), {}));
+  CHECK(d->state() == DbState{1, false});
+  other.exec("DROP TABLE schema_migrations");
+  d->set_state({4, false});
+  CHECK(d->state() == DbState{4, false});
+  CHECK(other.execAndGet("SELECT version FROM schema_migrations").getInt64() == 4);
+}
+
+TEST_CASE("sqlite: the version table dropped or rebuilt by migrations and by drop()") {
+  // The driver keeps its version-table statements prepared; each case changes the table under
+  // them.
+  TempDir dir;
+  auto file = (dir / "r.db").string();
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + file));
+  CHECK(d->apply(up_step(1, "CREATE TABLE a (x int);"), {}));
+  CHECK(d->state() == DbState{1, false});
+  SQLite::Database other(file, SQLite::OPEN_READWRITE);
+
+  // A migration rebuilds it with its columns the other way round.
+  CHECK(d->apply(up_step(2, "DROP TABLE schema_migrations;\n"
+                            "CREATE TABLE schema_migrations (dirty bool, version uint64);"),
+                 DbState{1, false}));
+  CHECK(d->state() == DbState{2, false});
+  CHECK(other.execAndGet("SELECT version FROM schema_migrations WHERE NOT dirty").getInt64() == 2);
+
+  // A migration drops it for good: the version cannot be written, nothing of it stays.
+  auto e = capture_error([&] {
+    d->apply(up_step(3, "CREATE TABLE c (x int);\nDROP TABLE schema_migrations;"), DbState{2, false});
+  });
+  CHECK(e.code() == ErrorCode::kDatabase);
+  CHECK(std::string(e.what()) == "cannot update the version table schema_migrations in SQLite "
+                                 "database " + file + ": no such table: schema_migrations");
+  CHECK(d->state() == DbState{2, false});
+  CHECK(d->apply(up_step(3, "CREATE TABLE c (x int);"), DbState{2, false}));
+  d->set_state({3, true});
+  CHECK(d->state() == DbState{3, true});
+  d->set_state({std::nullopt, false});
+  CHECK(d->state() == DbState{});
+  d->set_state({3, false});
+
+  // One that runs outside a transaction and drops it: the database stays dirty, then reads as
+  // none (the table is gone), and the next migration makes the table again.
+  auto gone = capture_error([&] {
+    d->apply(up_step(4, "-- dbstep:no-transaction\nDROP TABLE schema_migrations;"), DbState{3, false});
+  });
+  CHECK(std::string(gone.what()).find("no such table: schema_migrations") != std::string::npos);
+  CHECK(d->state() == DbState{});
+  CHECK(d->apply(up_step(1, "CREATE TABLE a4 (x int);"), {}));
+  CHECK(d->state() == DbState{1, false});
+
+  // drop() removes it (and VACUUMs) with the statements prepared; the driver works on.
+  d->lock(std::chrono::seconds(1));
+  d->drop();
+  d->unlock();
+  CHECK(d->state() == DbState{});
+  CHECK(d->apply(up_step(1, "CREATE TABLE a (x int);"), {}));
+  CHECK(d->state() == DbState{1, false});
+  CHECK(other.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 1);
+}
