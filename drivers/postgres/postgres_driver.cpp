@@ -1,7 +1,6 @@
 #include "drivers/postgres/postgres_driver.hpp"
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
 #include <poll.h>
@@ -25,6 +24,7 @@
 
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
+#include "drivers/postgres/libpq.hpp"
 
 namespace dbstep::drivers {
 
@@ -116,12 +116,12 @@ std::int64_t parse_millis(std::string_view key, std::string_view v) {
 // libpq, wrapped.
 
 struct ResultDeleter {
-  void operator()(PGresult* r) const noexcept { PQclear(r); }
+  void operator()(PGresult* r) const noexcept { pq().PQclear(r); }
 };
 using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
 
 struct ConnDeleter {
-  void operator()(PGconn* c) const noexcept { PQfinish(c); }
+  void operator()(PGconn* c) const noexcept { pq().PQfinish(c); }
 };
 using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
 
@@ -138,13 +138,13 @@ struct SqlFailure {
 };
 
 std::string field(const PGresult* r, int code) {
-  const char* v = r ? PQresultErrorField(r, code) : nullptr;
+  const char* v = r ? pq().PQresultErrorField(r, code) : nullptr;
   return v ? std::string(v) : std::string();
 }
 
 SqlFailure failure_of(PGconn* conn, const PGresult* r) {
   SqlFailure f;
-  if (r && PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)) {
+  if (r && pq().PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)) {
     f.sqlstate = field(r, PG_DIAG_SQLSTATE);
     f.message = field(r, PG_DIAG_MESSAGE_PRIMARY);
     f.detail = field(r, PG_DIAG_MESSAGE_DETAIL);
@@ -152,10 +152,10 @@ SqlFailure failure_of(PGconn* conn, const PGresult* r) {
     f.context = field(r, PG_DIAG_CONTEXT);
     std::string pos = field(r, PG_DIAG_STATEMENT_POSITION);
     if (!pos.empty()) f.position = std::atoi(pos.c_str());
-    f.verbose = trim(PQresultErrorMessage(r));
+    f.verbose = trim(pq().PQresultErrorMessage(r));
   } else {
     f.message =
-        one_line(r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+        one_line(r && *pq().PQresultErrorMessage(r) ? pq().PQresultErrorMessage(r) : pq().PQerrorMessage(conn));
     if (f.message.empty()) f.message = "unknown error from libpq";
     f.verbose = f.message;
   }
@@ -166,20 +166,20 @@ SqlFailure failure_of(PGconn* conn, const PGresult* r) {
 // or the failure. COPY ... FROM STDIN is refused and COPY ... TO STDOUT drained, so the
 // connection is always ready for the next command afterwards.
 std::pair<ResultPtr, std::optional<SqlFailure>> run(PGconn* conn, const std::string& sql) {
-  ResultPtr r(PQexec(conn, sql.c_str()));
-  ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  ResultPtr r(pq().PQexec(conn, sql.c_str()));
+  ExecStatusType st = r ? pq().PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
     if (st == PGRES_COPY_IN) {
-      PQputCopyEnd(conn, "dbstep cannot feed COPY ... FROM STDIN; use INSERT or COPY FROM a file");
+      pq().PQputCopyEnd(conn, "dbstep cannot feed COPY ... FROM STDIN; use INSERT or COPY FROM a file");
     } else {
       char* buf = nullptr;
-      while (PQgetCopyData(conn, &buf, 0) > 0) PQfreemem(buf);
+      while (pq().PQgetCopyData(conn, &buf, 0) > 0) pq().PQfreemem(buf);
     }
     ResultPtr last;
     std::optional<SqlFailure> failed;
-    while (PGresult* next = PQgetResult(conn)) {
+    while (PGresult* next = pq().PQgetResult(conn)) {
       ResultPtr n(next);
-      if (PQresultStatus(next) == PGRES_FATAL_ERROR && !failed) failed = failure_of(conn, next);
+      if (pq().PQresultStatus(next) == PGRES_FATAL_ERROR && !failed) failed = failure_of(conn, next);
       last = std::move(n);
     }
     return {std::move(last), std::move(failed)};
@@ -194,9 +194,9 @@ std::pair<ResultPtr, std::optional<SqlFailure>> run_params(PGconn* conn, const s
                                                            const std::vector<std::string>& params) {
   std::vector<const char*> values;
   for (const auto& p : params) values.push_back(p.c_str());
-  ResultPtr r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+  ResultPtr r(pq().PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
                            values.data(), nullptr, nullptr, 0));
-  ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  ExecStatusType st = r ? pq().PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return {std::move(r), std::nullopt};
   return {nullptr, failure_of(conn, r.get())};
 }
@@ -215,7 +215,7 @@ class Pipeline {
   };
 
   Pipeline(PGconn* conn, bool pipelined) : conn_(conn), pipelined_(pipelined) {
-    if (pipelined_ && (!PQenterPipelineMode(conn_) || PQsetnonblocking(conn_, 1) != 0)) {
+    if (pipelined_ && (!pq().PQenterPipelineMode(conn_) || pq().PQsetnonblocking(conn_, 1) != 0)) {
       fail_now(failure_of(conn_, nullptr));
     }
   }
@@ -233,7 +233,7 @@ class Pipeline {
       if (auto [r, failed] = run(conn_, sql); failed) failure_ = Failure{index, *failed};
       return;
     }
-    if (!PQsendQueryParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0)) {
+    if (!pq().PQsendQueryParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0)) {
       fail_now(failure_of(conn_, nullptr), index);
       return;
     }
@@ -247,20 +247,20 @@ class Pipeline {
   std::optional<Failure> finish() {
     if (!pipelined_ || finished_) return failure_;
     finished_ = true;
-    if (!broken_ && (!PQpipelineSync(conn_) || !flush())) fail_now(failure_of(conn_, nullptr));
-    PQsetnonblocking(conn_, 0);
+    if (!broken_ && (!pq().PQpipelineSync(conn_) || !flush())) fail_now(failure_of(conn_, nullptr));
+    pq().PQsetnonblocking(conn_, 0);
     if (!broken_) {
       for (std::size_t i = 0; i < sent_; ++i) {
-        while (PGresult* next = PQgetResult(conn_)) {
+        while (PGresult* next = pq().PQgetResult(conn_)) {
           ResultPtr r(next);
-          if (PQresultStatus(next) == PGRES_FATAL_ERROR && !failure_) {
+          if (pq().PQresultStatus(next) == PGRES_FATAL_ERROR && !failure_) {
             failure_ = Failure{i, failure_of(conn_, next)};
           }
         }
       }
-      ResultPtr sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
+      ResultPtr sync(pq().PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
     }
-    if (!PQexitPipelineMode(conn_) && !failure_) {
+    if (!pq().PQexitPipelineMode(conn_) && !failure_) {
       failure_ = Failure{sent_, failure_of(conn_, nullptr)};
     }
     return failure_;
@@ -276,12 +276,12 @@ class Pipeline {
   // reading queries when nobody reads its results, so waiting only to write could deadlock.
   bool flush() {
     for (;;) {
-      int left = PQflush(conn_);
+      int left = pq().PQflush(conn_);
       if (left == 0) return true;
       if (left < 0) return false;
-      pollfd p{PQsocket(conn_), POLLIN | POLLOUT, 0};
+      pollfd p{pq().PQsocket(conn_), POLLIN | POLLOUT, 0};
       if (poll(&p, 1, -1) < 0 && errno != EINTR) return false;
-      if ((p.revents & POLLIN) && !PQconsumeInput(conn_)) return false;
+      if ((p.revents & POLLIN) && !pq().PQconsumeInput(conn_)) return false;
     }
   }
 
@@ -295,8 +295,8 @@ class Pipeline {
 };
 
 std::string value_at(const PGresult* r, int row, int col) {
-  if (!r || row >= PQntuples(r) || PQgetisnull(r, row, col)) return {};
-  return PQgetvalue(r, row, col);
+  if (!r || row >= pq().PQntuples(r) || pq().PQgetisnull(r, row, col)) return {};
+  return pq().PQgetvalue(r, row, col);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,9 +306,9 @@ std::string value_at(const PGresult* r, int row, int col) {
 const std::set<std::string>& libpq_keywords() {
   static const std::set<std::string> keywords = [] {
     std::set<std::string> out;
-    if (PQconninfoOption* opts = PQconndefaults()) {
+    if (PQconninfoOption* opts = pq().PQconndefaults()) {
       for (PQconninfoOption* o = opts; o->keyword; ++o) out.insert(o->keyword);
-      PQconninfoFree(opts);
+      pq().PQconninfoFree(opts);
     }
     return out;
   }();
@@ -830,14 +830,14 @@ PostgresDriver::PostgresDriver(const Url& url, Config config)
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);
-  conn_.reset(PQconnectdbParams(keys.data(), values.data(), 1));
-  if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
-    std::string why = conn_ ? one_line(PQerrorMessage(conn_.get())) : "out of memory";
+  conn_.reset(pq().PQconnectdbParams(keys.data(), values.data(), 1));
+  if (!conn_ || pq().PQstatus(conn_.get()) != CONNECTION_OK) {
+    std::string why = conn_ ? one_line(pq().PQerrorMessage(conn_.get())) : "out of memory";
     throw Error(ErrorCode::kDatabase,
                 fmt::format("cannot connect to PostgreSQL at {}: {}", described_, scrub(why)));
   }
   // Notices (NOTICE: ... does not exist, skipping) are not dbstep's output.
-  PQsetNoticeProcessor(
+  pq().PQsetNoticeProcessor(
       conn_.get(), [](void*, const char*) {}, nullptr);
 
   if (cfg_.statement_timeout_ms > 0) {
@@ -846,7 +846,7 @@ PostgresDriver::PostgresDriver(const Url& url, Config config)
   }
   auto r = exec("SELECT current_database(), current_schema()", "reading the current schema");
   database_ = value_at(r.get(), 0, 0);
-  if (PQgetisnull(r.get(), 0, 1)) {
+  if (pq().PQgetisnull(r.get(), 0, 1)) {
     throw Error(ErrorCode::kDatabase,
                 fmt::format("no schema: no schema on the search_path of {} exists, so there is "
                             "nowhere to keep the version table; create one or set search_path",
@@ -928,9 +928,9 @@ ResultPtr PostgresDriver::exec_params(const std::string& sql,
 }
 
 void PostgresDriver::rollback_quietly() noexcept {
-  if (conn_ && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE &&
-      PQstatus(conn_.get()) == CONNECTION_OK) {
-    ResultPtr r(PQexec(conn_.get(), "ROLLBACK"));
+  if (conn_ && pq().PQtransactionStatus(conn_.get()) != PQTRANS_IDLE &&
+      pq().PQstatus(conn_.get()) == CONNECTION_OK) {
+    ResultPtr r(pq().PQexec(conn_.get(), "ROLLBACK"));
   }
 }
 
@@ -975,7 +975,7 @@ void PostgresDriver::lock_advisory(milliseconds timeout) {
     }
     if (!missing) return;
     if (!unlocks.empty()) {  // all keys or none: give back the ones we got
-      ResultPtr undo(PQexec(conn_.get(), fmt::format("SELECT {}", fmt::join(unlocks, ", ")).c_str()));
+      ResultPtr undo(pq().PQexec(conn_.get(), fmt::format("SELECT {}", fmt::join(unlocks, ", ")).c_str()));
     }
     const auto now = Clock::now();
     if (now >= deadline) {
@@ -1000,7 +1000,7 @@ void PostgresDriver::advisory_timeout(milliseconds waited, std::uint32_t key) {
       "AND l.classid::bigint = 0 AND l.objid::bigint = $1::bigint "
       "AND l.pid <> pg_backend_pid() LIMIT 1",
       {std::to_string(key)});
-  if (!failed && r && PQntuples(r.get()) > 0) {
+  if (!failed && r && pq().PQntuples(r.get()) > 0) {
     std::string pid = value_at(r.get(), 0, 0);
     std::vector<std::string> facts;
     if (auto app = value_at(r.get(), 0, 1); !app.empty())
@@ -1058,7 +1058,7 @@ void PostgresDriver::lock_table(milliseconds timeout) {
                                      "SET LOCAL lock_timeout = {}; "
                                      "INSERT INTO {} (lock_id) VALUES {} ON CONFLICT DO NOTHING",
                                      left_ms(), lock_table_name(), values));
-    if (!failed && std::atoi(PQcmdTuples(r.get())) == static_cast<int>(lock_keys_.size())) {
+    if (!failed && std::atoi(pq().PQcmdTuples(r.get())) == static_cast<int>(lock_keys_.size())) {
       exec("COMMIT", "taking the migration lock");
       return;
     }
@@ -1107,7 +1107,7 @@ void PostgresDriver::unlock() {
 
 DbState parse_state(const PGresult* r, const std::string& where) {
   DbState s;
-  if (!r || PQntuples(r) == 0) return s;
+  if (!r || pq().PQntuples(r) == 0) return s;
   std::string v = value_at(r, 0, 0);
   s.dirty = value_at(r, 0, 1) == "t";
   std::int64_t n = 0;
@@ -1383,7 +1383,7 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
   // golang-migrate's dirty protocol: whatever happens between the two writes is visible.
   if (!write_state_checked(expected, DbState{step.target, true})) return false;
   for (const auto& st : script.statements) run_statement(step, st);
-  if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+  if (pq().PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
     rollback_quietly();
     SqlFailure f;
     f.message =
@@ -1441,7 +1441,7 @@ SELECT kind, name FROM (
   std::string keep = cfg_.lock_strategy == LockStrategy::kTable ? cfg_.lock_table : std::string();
   exec("BEGIN", "starting a transaction");
   auto r = exec_params(list_sql, {keep}, fmt::format("listing the objects in schema {}", schema_));
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
+  for (int i = 0; i < pq().PQntuples(r.get()); ++i) {
     std::string kind = value_at(r.get(), i, 0);
     std::string name = value_at(r.get(), i, 1);
     exec(fmt::format("DROP {} IF EXISTS {} CASCADE", kind, name),

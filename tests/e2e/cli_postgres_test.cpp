@@ -96,6 +96,9 @@ TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
   CHECK(db.tables() == std::set<std::string>{"users", "channels", "channel_members", "messages",
                                              "reactions", "channel_topics", "schema_migrations"});
   CHECK(run_dbstep({"-d", db.url, "version"}, tmp.path()).out == "6\n");
+  // libpq is loaded on demand (drivers/postgres/libpq.hpp): here it is.
+  CHECK(contains(run_dbstep({"-d", db.url, "version"}, tmp.path(), {{"LD_DEBUG", "libs"}}).err,
+                 "libpq.so.5"));
   r = run_dbstep({"-d", db.url, "migrate", "all"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(contains(r.out, "Database is up to date (version 6)"));

@@ -92,6 +92,16 @@ TEST_CASE("e2e: migrate all, rollback, goto and version on the embedded default 
   CHECK(contains(r.out, "Nothing to roll back"));
 }
 
+TEST_CASE("e2e: SQLite runs never load libpq") {
+  // libpq and the thirty libraries it needs are loaded when a PostgreSQL URL is opened, not at
+  // start-up. glibc's loader lists every library it loads under LD_DEBUG=libs.
+  TempDir tmp;
+  auto r = run_dbstep({"migrate", "all"}, tmp.path(), {{"LD_DEBUG", "libs"}});
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "libc.so.6"));  // the loader did report
+  CHECK_FALSE(contains(r.err, "libpq"));
+}
+
 TEST_CASE("e2e: data survives the default schema's data migrations both ways") {
   TempDir tmp;
   auto db = tmp / "chat.db";
