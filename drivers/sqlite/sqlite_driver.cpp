@@ -93,10 +93,65 @@ std::vector<std::string> leading_words(std::string_view statement, std::size_t c
   return words;
 }
 
+// A statement the driver runs once or more per migration (the version table's SELECT, DELETE and
+// INSERT), prepared on first use and then reused: preparing it anew each time cost more than
+// running it. SQLite re-prepares it by itself when the schema changes (the version table dropped
+// and made again, by a migration, drop() or another connection). It must be finalized before the
+// connection closes (sqlite3_close refuses while statements remain).
+class CachedStatement {
+ public:
+  CachedStatement() = default;
+  CachedStatement(const CachedStatement&) = delete;
+  CachedStatement& operator=(const CachedStatement&) = delete;
+  ~CachedStatement() { finalize(); }
+
+  void set_sql(std::string sql) {
+    finalize();
+    sql_ = std::move(sql);
+  }
+  // The statement, prepared on `db` on first use; nullptr when it cannot be prepared
+  // (sqlite3_errmsg says why). Callers reset() it after each use, error or not (ResetAfterUse):
+  // a statement left active holds its read, and DROP TABLE or VACUUM on the connection fail.
+  sqlite3_stmt* get(sqlite3* db) {
+    if (!stmt_) {
+      sqlite3_prepare_v3(db, sql_.c_str(), static_cast<int>(sql_.size()) + 1,
+                         SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+    }
+    return stmt_;
+  }
+  void reset() noexcept {
+    if (stmt_) sqlite3_reset(stmt_);
+  }
+  void finalize() noexcept {
+    sqlite3_finalize(stmt_);
+    stmt_ = nullptr;
+  }
+
+ private:
+  std::string sql_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Resets a CachedStatement when the scope ends. The error of a failed step has been read (or put
+// into the thrown Error) before that.
+class ResetAfterUse {
+ public:
+  explicit ResetAfterUse(CachedStatement& statement) : statement_(statement) {}
+  ~ResetAfterUse() { statement_.reset(); }
+  ResetAfterUse(const ResetAfterUse&) = delete;
+  ResetAfterUse& operator=(const ResetAfterUse&) = delete;
+
+ private:
+  CachedStatement& statement_;
+};
+
 class SqliteDriver final : public Driver {
  public:
   explicit SqliteDriver(const Url& url);
-  ~SqliteDriver() override { release_lock_file(); }
+  ~SqliteDriver() override {
+    finalize_statements();
+    release_lock_file();
+  }
 
   void lock(std::chrono::milliseconds timeout) override;
   void unlock() override;
@@ -134,6 +189,7 @@ class SqliteDriver final : public Driver {
   // failed run or a bad source never leaves an empty file behind.
   bool open_connection(bool create);
   void release_lock_file() noexcept;
+  void finalize_statements() noexcept;
 
   std::string path_;
   std::string filename_;
@@ -150,6 +206,10 @@ class SqliteDriver final : public Driver {
   bool locked_ = false;
   bool table_ready_ = false;
   std::unique_ptr<SQLite::Database> db_;
+  // Declared after db_, so that they are finalized before it closes even without the destructor.
+  CachedStatement select_state_;
+  CachedStatement delete_state_;
+  CachedStatement insert_state_;
 };
 
 SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_migrations") {
@@ -206,6 +266,9 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
     }
   }
   quoted_table_ = quote_identifier(table_);
+  select_state_.set_sql(fmt::format("SELECT version, dirty FROM {} LIMIT 1", quoted_table_));
+  delete_state_.set_sql(fmt::format("DELETE FROM {}", quoted_table_));
+  insert_state_.set_sql(fmt::format("INSERT INTO {} (version, dirty) VALUES (?, ?)", quoted_table_));
   index_name_ = table_ == "schema_migrations" ? "version_unique" : table_ + "_version_unique";
 
   filename_ = path_;
@@ -237,6 +300,7 @@ bool SqliteDriver::open_connection(bool create) {
     db_->setBusyTimeout(busy_ms_);
     for (const auto& p : pragmas_) db_->exec(p);
   } catch (const SQLite::Exception& e) {
+    finalize_statements();
     db_.reset();
     throw Error(ErrorCode::kDatabase,
                 fmt::format("cannot open SQLite database {}: {}", path_, e.what()));
@@ -363,6 +427,12 @@ void SqliteDriver::release_lock_file() noexcept {
   }
 }
 
+void SqliteDriver::finalize_statements() noexcept {
+  select_state_.finalize();
+  delete_state_.finalize();
+  insert_state_.finalize();
+}
+
 void SqliteDriver::ensure_table() {
   if (table_ready_) return;
   exec(fmt::format("CREATE TABLE IF NOT EXISTS {} (version uint64, dirty bool)", quoted_table_),
@@ -374,20 +444,20 @@ void SqliteDriver::ensure_table() {
 }
 
 DbState SqliteDriver::read_state() {
-  // No table is no version. SQLite says so when preparing, or when stepping if another connection
-  // dropped the table after this one last read the schema.
+  // No table is no version. SQLite says so when preparing, or when stepping if the table was
+  // dropped after the statement was prepared (by this connection or another).
   auto no_table = [this] {
     return std::string_view(sqlite3_errmsg(handle())).rfind("no such table", 0) == 0;
   };
-  sqlite3_stmt* stmt = nullptr;
-  std::string sql = fmt::format("SELECT version, dirty FROM {} LIMIT 1", quoted_table_);
-  if (sqlite3_prepare_v2(handle(), sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+  sqlite3_stmt* stmt = select_state_.get(handle());
+  if (!stmt) {
     if (no_table()) {
       table_ready_ = false;
       return DbState{};
     }
     throw database_error("cannot read the version table " + table_);
   }
+  ResetAfterUse reset(select_state_);
   DbState state;
   int rc = sqlite3_step(stmt);
   if (rc == SQLITE_ROW) {
@@ -396,7 +466,6 @@ DbState SqliteDriver::read_state() {
     state.dirty = sqlite3_column_int64(stmt, 1) != 0;
     rc = sqlite3_step(stmt);
   }
-  sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) {
     if (no_table()) {
       table_ready_ = false;
@@ -412,13 +481,23 @@ void SqliteDriver::write_state(const DbState& state) {
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("version {} is larger than SQLite's largest integer", *state.version));
   }
-  exec(fmt::format("DELETE FROM {}", quoted_table_), "cannot update the version table " + table_);
+  auto run = [this](CachedStatement& statement, auto&& bind) {
+    sqlite3_stmt* stmt = statement.get(handle());
+    if (!stmt) throw database_error("cannot update the version table " + table_);
+    ResetAfterUse reset(statement);
+    bind(stmt);
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+      throw database_error("cannot update the version table " + table_);
+    }
+  };
+  run(delete_state_, [](sqlite3_stmt*) {});
   // golang-migrate stores (-1, dirty) as a row and (-1, clean) as no row.
   if (state.version || state.dirty) {
     std::int64_t v = state.version ? static_cast<std::int64_t>(*state.version) : -1;
-    exec(fmt::format("INSERT INTO {} (version, dirty) VALUES ({}, {})", quoted_table_, v,
-                     state.dirty ? 1 : 0),
-         "cannot update the version table " + table_);
+    run(insert_state_, [&](sqlite3_stmt* stmt) {
+      sqlite3_bind_int64(stmt, 1, v);
+      sqlite3_bind_int(stmt, 2, state.dirty ? 1 : 0);
+    });
   }
 }
 
@@ -706,6 +785,9 @@ void SqliteDriver::drop() {
     throw;
   }
   table_ready_ = false;
+  // The version table is gone: its statements are prepared again when it is back. (They are
+  // reset, so they hold nothing that would keep VACUUM from running.)
+  finalize_statements();
   if (foreign_keys) exec("PRAGMA foreign_keys = ON", "cannot switch foreign keys back on");
   exec("VACUUM", "cannot vacuum after dropping");
 }
