@@ -233,14 +233,21 @@ Result Migrator::run(PlanFn&& make_plan) {
 
 bool Migrator::run_batch(const Plan& plan, DbState& current, Result& result) {
   Observer* obs = options_.observer;
-  std::vector<AppliedStep> done;  // reported once the batch has committed
+  // The batch's steps go straight into result.steps (reserved for the plan: no second vector of
+  // 10,000 steps), are taken out again if the batch does not commit, and are reported once it
+  // has.
+  const std::size_t first = result.steps.size();
+  auto take_back = [&] {
+    result.steps.erase(result.steps.begin() + static_cast<std::ptrdiff_t>(first),
+                       result.steps.end());
+  };
   std::size_t next_index = 0;
   Step step;
   auto step_started = Clock::now();
   StepFeed feed = [&]() -> const Step* {
     if (next_index > 0) {
-      done.push_back(AppliedStep{step.version, step.target, step.direction, step.identifier,
-                                 step.file, Clock::now() - step_started});
+      result.steps.push_back(AppliedStep{step.version, step.target, step.direction,
+                                         step.identifier, step.file, Clock::now() - step_started});
     }
     if (next_index == plan.steps.size()) return nullptr;
     if (options_.stop && options_.stop->load()) {
@@ -255,16 +262,22 @@ bool Migrator::run_batch(const Plan& plan, DbState& current, Result& result) {
   };
   const std::string note = fmt::format(
       ": --single-transaction rolled back all {} migration(s) of the run", plan.steps.size());
-  bool applied = with_state_report(
-      *driver_, current, [&] { return driver_->apply_batch(current, feed); }, note);
+  bool applied = false;
+  try {
+    applied = with_state_report(
+        *driver_, current, [&] { return driver_->apply_batch(current, feed); }, note);
+  } catch (...) {
+    take_back();
+    throw;
+  }
   if (!applied) {
+    take_back();
     result.stopped = false;
     return false;
   }
-  if (!done.empty()) current = DbState{done.back().target, false};
-  for (auto& d : done) {
-    if (obs) obs->on_step_finished(d);
-    result.steps.push_back(std::move(d));
+  if (result.steps.size() > first) current = DbState{result.steps.back().target, false};
+  if (obs) {
+    for (std::size_t i = first; i < result.steps.size(); ++i) obs->on_step_finished(result.steps[i]);
   }
   return true;
 }

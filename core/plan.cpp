@@ -26,6 +26,17 @@ PlannedStep down_step(const MigrationIndex& index, Version v, OptVersion target)
   return PlannedStep{v, target, Direction::kDown, index.find(v)->identifier()};
 }
 
+// How many of the index's versions are at or below `v` (0 for none), so that a plan reserves its
+// steps once instead of growing by doubling (10,000 steps: 1 MB, half of it unused).
+std::size_t versions_through(const MigrationIndex& index, const OptVersion& v) {
+  if (!v) return 0;
+  return static_cast<std::size_t>(index.find(*v) - index.entries().data()) + 1;
+}
+
+std::size_t at_most(std::size_t n, const std::optional<std::uint64_t>& limit) {
+  return limit && *limit < n ? static_cast<std::size_t>(*limit) : n;
+}
+
 }  // namespace
 
 Plan plan_up(const MigrationIndex& index, OptVersion from, std::optional<std::uint64_t> limit,
@@ -33,6 +44,7 @@ Plan plan_up(const MigrationIndex& index, OptVersion from, std::optional<std::ui
   require_known(index, from, "the database's current version");
   Plan plan{from, {}, 0, false};
   if (limit && *limit == 0) return plan;
+  plan.steps.reserve(at_most(index.size() - versions_through(index, from), limit));
   OptVersion cur = from;
   std::uint64_t count = 0;
   while (!limit || count < *limit) {
@@ -62,6 +74,7 @@ Plan plan_down(const MigrationIndex& index, OptVersion from, std::optional<std::
     if (limit) plan.short_by = *limit;
     return plan;
   }
+  plan.steps.reserve(at_most(versions_through(index, from), limit));
   Version cur = *from;
   std::uint64_t count = 0;
   while (!limit || count < *limit) {
@@ -82,6 +95,9 @@ Plan plan_to(const MigrationIndex& index, OptVersion from, OptVersion to) {
   require_known(index, to, "the requested version");
   Plan plan{from, {}, 0, false};
   if (from == to) return plan;
+  const std::size_t a = versions_through(index, from);
+  const std::size_t b = versions_through(index, to);
+  plan.steps.reserve(a < b ? b - a : a - b);
   if (version_less(from, to)) {
     OptVersion cur = from;
     while (cur != to) {

@@ -380,6 +380,43 @@ TEST_CASE("engine: --single-transaction applies the whole plan at once, or nothi
   CHECK(e.version() == none());
 }
 
+TEST_CASE("engine: --single-transaction reports its steps once committed; a stop ends the batch") {
+  struct Log final : Observer {
+    std::vector<std::string> events;
+    std::atomic<bool>* stop = nullptr;
+    void on_plan(const Plan& p) override { events.push_back(fmt::format("plan {}", p.steps.size())); }
+    void on_step_started(const PlannedStep& s) override {
+      events.push_back(fmt::format("start {}", s.version));
+      if (stop && s.version == 3) stop->store(true);
+    }
+    void on_step_finished(const AppliedStep& s) override { events.push_back(fmt::format("done {}", s.version)); }
+  } log;
+  MigratorOptions options;
+  options.single_transaction = true;
+  options.observer = &log;
+  Engine e(testing::gm_fixture(), options);
+  Result r = e.m->steps(2);
+  CHECK(r.ok());
+  CHECK(log.events == std::vector<std::string>{"plan 2", "start 1", "start 3", "done 1", "done 3"});
+  REQUIRE(r.steps.size() == 2);
+  CHECK(r.steps[1].version == 3);
+  CHECK(r.steps[1].file == "3_foobar.up.sql");
+
+  // A stop requested while 3 runs: 3 commits with the batch, 4 never starts.
+  std::atomic<bool> stop{false};
+  log.stop = &stop;
+  log.events.clear();
+  options.stop = &stop;
+  Engine stopping(testing::gm_fixture(), options);
+  stopping.driver->current = DbState{1, false};
+  r = stopping.m->up();
+  CHECK(r.ok());
+  CHECK(r.stopped);
+  CHECK(log.events == std::vector<std::string>{"plan 4", "start 3", "done 3"});
+  REQUIRE(r.steps.size() == 1);
+  CHECK(stopping.version() == OptVersion{3});
+}
+
 TEST_CASE("engine: Result contents on success, partial failure and nothing to do") {
   Engine e;
   Result ok = e.m->steps(3);
