@@ -795,8 +795,7 @@ class PostgresDriver final : public Driver {
 
   bool apply_in_transaction(const Step& step, const Script& script, const DbState& expected);
   bool apply_outside_transaction(const Step& step, const Script& script, const DbState& expected);
-  // Runs one statement of a migration; throws the Error(kMigrationFailed) locating a failure.
-  void run_statement(const Step& step, const Statement& st);
+  // Adds the file's statements to `p`, in order.
   void add_statements(Pipeline& p, const Step& step, const Script& script) const;
   // The failure of the query at `index` of the file's statements (past the last: its end).
   Error statement_error(const Step& step, const Script& script, std::size_t index,
@@ -1255,15 +1254,6 @@ Error PostgresDriver::migration_error(const Step& step, const Statement* st, con
   return e;
 }
 
-void PostgresDriver::run_statement(const Step& step, const Statement& st) {
-  auto [r, failed] = run(conn_.get(), step.sql.substr(st.offset, st.length));
-  if (failed) {
-    SqlFailure f = *failed;
-    rollback_quietly();  // first: nothing below may leave the transaction open
-    throw migration_error(step, &st, f);
-  }
-}
-
 void PostgresDriver::add_statements(Pipeline& p, const Step& step, const Script& script) const {
   for (const auto& st : script.statements) p.add(step.sql.substr(st.offset, st.length));
 }
@@ -1382,7 +1372,16 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
                                                const DbState& expected) {
   // golang-migrate's dirty protocol: whatever happens between the two writes is visible.
   if (!write_state_checked(expected, DbState{step.target, true})) return false;
-  for (const auto& st : script.statements) run_statement(step, st);
+  {
+    // Not pipelined: the queries of one pipeline share an implicit transaction, which CREATE
+    // INDEX CONCURRENTLY and the like refuse. Each statement runs and commits on its own.
+    Pipeline p(conn_.get(), /*pipelined=*/false);
+    add_statements(p, step, script);
+    if (auto failed = p.finish()) {
+      rollback_quietly();  // a transaction the file opened before its failure
+      throw statement_error(step, script, failed->index, failed->why);
+    }
+  }
   if (pq().PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
     rollback_quietly();
     SqlFailure f;
