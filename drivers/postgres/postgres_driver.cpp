@@ -1,8 +1,6 @@
 #include "drivers/postgres/postgres_driver.hpp"
 
 #include <fmt/format.h>
-#include <pg_query.h>
-#include <pg_query/pg_query.pb-c.h>
 #include <poll.h>
 
 #include <algorithm>
@@ -25,6 +23,7 @@
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
 #include "drivers/postgres/libpq.hpp"
+#include "drivers/postgres/statements.hpp"
 
 namespace dbstep::drivers {
 
@@ -32,10 +31,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using pg::analyze;
+using pg::Script;
+using pg::Statement;
 
 constexpr std::string_view kDefaultTable = "schema_migrations";
 constexpr std::string_view kDefaultLockTable = "schema_lock";
-constexpr std::string_view kNoTransactionDirective = "dbstep:no-transaction";
 
 // ---------------------------------------------------------------------------------------------
 // golang-migrate's lock key.
@@ -230,7 +231,11 @@ class Pipeline {
     const std::size_t index = count_++;
     if (failure_) return;
     if (!pipelined_) {
-      if (auto [r, failed] = run(conn_, sql); failed) failure_ = Failure{index, *failed};
+      if (auto [r, failed] = run(conn_, sql); failed) {
+        failure_ = Failure{index, *failed};
+      } else if (pq().PQtransactionStatus(conn_) == PQTRANS_IDLE) {
+        committed_ = true;
+      }
       return;
     }
     if (!pq().PQsendQueryParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0)) {
@@ -239,6 +244,10 @@ class Pipeline {
     }
     ++sent_;
   }
+
+  // Not pipelined: whether a query succeeded with no transaction left open after it, i.e. the
+  // queries so far left a mark that a rollback cannot take back.
+  bool committed() const { return committed_; }
 
   // How many queries add() received.
   std::size_t size() const { return count_; }
@@ -289,6 +298,7 @@ class Pipeline {
   bool pipelined_;
   bool finished_ = false;
   bool broken_ = false;  // libpq refused a send: nothing more is read
+  bool committed_ = false;
   std::size_t count_ = 0;  // queries added
   std::size_t sent_ = 0;   // queries libpq took
   std::optional<Failure> failure_;
@@ -402,272 +412,6 @@ ConnectSpec connect_spec(const Url& url) {
     spec.values.push_back("UTF8");
   }
   return spec;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Migration text -> statements, with libpg_query (PostgreSQL 15's own parser and lexer).
-
-enum class TxControl { kNone, kBegin, kCommit, kOther };
-
-struct Statement {
-  std::size_t offset = 0;  // bytes into the file
-  std::size_t length = 0;
-  std::string no_transaction;  // why PostgreSQL refuses it in a transaction block, or empty
-  TxControl tx = TxControl::kNone;
-  bool parsed = false;  // libpg_query parsed it: exactly one statement, classified
-  bool copy = false;    // COPY: its data travels outside the query protocol
-};
-
-struct Script {
-  std::vector<Statement> statements;
-  bool outside_transaction = false;
-  std::string why_outside;  // for messages: "it holds CREATE INDEX CONCURRENTLY" ...
-  // Every statement can be sent in libpq's pipeline mode (one extended-protocol query each):
-  // all parsed as exactly one statement, none a COPY.
-  bool pipelinable = true;
-};
-
-// A statement the server alone will judge.
-Statement unparsed(std::size_t offset, std::size_t length) {
-  Statement st;
-  st.offset = offset;
-  st.length = length;
-  return st;
-}
-
-bool has_option(PgQuery__Node* const* items, std::size_t n, std::string_view name) {
-  for (std::size_t i = 0; i < n; ++i) {
-    if (items[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM && items[i]->def_elem->defname &&
-        name == items[i]->def_elem->defname) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// The statements PostgreSQL 15 runs only outside a transaction block
-// (PreventInTransactionBlock), by parse-tree node.
-void classify(const PgQuery__Node& node, Statement& st) {
-  switch (node.node_case) {
-    case PG_QUERY__NODE__NODE_TRANSACTION_STMT: {
-      const auto& t = *node.transaction_stmt;
-      const bool plain = t.n_options == 0 && !t.chain;
-      if ((t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN ||
-           t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START) &&
-          plain) {
-        st.tx = TxControl::kBegin;
-      } else if (t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT && plain) {
-        st.tx = TxControl::kCommit;
-      } else if (t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_SAVEPOINT ||
-                 t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_RELEASE ||
-                 t.kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_TO) {
-        st.tx = TxControl::kNone;  // fine inside our transaction
-      } else {
-        st.tx = TxControl::kOther;
-      }
-      break;
-    }
-    case PG_QUERY__NODE__NODE_INDEX_STMT:
-      if (node.index_stmt->concurrent) st.no_transaction = "CREATE INDEX CONCURRENTLY";
-      break;
-    case PG_QUERY__NODE__NODE_DROP_STMT:
-      if (node.drop_stmt->concurrent) st.no_transaction = "DROP INDEX CONCURRENTLY";
-      break;
-    case PG_QUERY__NODE__NODE_REINDEX_STMT: {
-      const auto& r = *node.reindex_stmt;
-      if (has_option(r.params, r.n_params, "concurrently") ||
-          r.kind == PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SYSTEM ||
-          r.kind == PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_DATABASE) {
-        st.no_transaction = "REINDEX";
-      }
-      break;
-    }
-    case PG_QUERY__NODE__NODE_VACUUM_STMT:
-      if (node.vacuum_stmt->is_vacuumcmd) st.no_transaction = "VACUUM";
-      break;
-    case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT:
-      st.no_transaction = "ALTER SYSTEM";
-      break;
-    case PG_QUERY__NODE__NODE_CREATEDB_STMT:
-      st.no_transaction = "CREATE DATABASE";
-      break;
-    case PG_QUERY__NODE__NODE_DROPDB_STMT:
-      st.no_transaction = "DROP DATABASE";
-      break;
-    case PG_QUERY__NODE__NODE_CREATE_TABLE_SPACE_STMT:
-      st.no_transaction = "CREATE TABLESPACE";
-      break;
-    case PG_QUERY__NODE__NODE_DROP_TABLE_SPACE_STMT:
-      st.no_transaction = "DROP TABLESPACE";
-      break;
-    case PG_QUERY__NODE__NODE_CREATE_SUBSCRIPTION_STMT:
-      st.no_transaction = "CREATE SUBSCRIPTION";
-      break;
-    case PG_QUERY__NODE__NODE_DROP_SUBSCRIPTION_STMT:
-      st.no_transaction = "DROP SUBSCRIPTION";
-      break;
-    case PG_QUERY__NODE__NODE_ALTER_SUBSCRIPTION_STMT:
-      if (node.alter_subscription_stmt->kind ==
-          PG_QUERY__ALTER_SUBSCRIPTION_TYPE__ALTER_SUBSCRIPTION_REFRESH) {
-        st.no_transaction = "ALTER SUBSCRIPTION ... REFRESH PUBLICATION";
-      }
-      break;
-    case PG_QUERY__NODE__NODE_ALTER_DATABASE_STMT: {
-      const auto& a = *node.alter_database_stmt;
-      if (has_option(a.options, a.n_options, "tablespace")) {
-        st.no_transaction = "ALTER DATABASE ... SET TABLESPACE";
-      }
-      break;
-    }
-    case PG_QUERY__NODE__NODE_CLUSTER_STMT:
-      if (!node.cluster_stmt->relation) st.no_transaction = "CLUSTER";
-      break;
-    case PG_QUERY__NODE__NODE_DISCARD_STMT:
-      if (node.discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
-        st.no_transaction = "DISCARD ALL";
-      }
-      break;
-    case PG_QUERY__NODE__NODE_COPY_STMT:
-      st.copy = true;
-      break;
-    default:
-      break;
-  }
-}
-
-// Whether `statement` could be one that classify() looks for: a cheap necessary condition, so
-// that only those few statements pay for libpg_query's parse tree (serialising the tree as
-// protobuf and reading it back costs ten times the parse itself). Transaction control starts
-// with its keyword; every other statement classify() cares about spells one of these keywords
-// somewhere (keywords are plain letters in any case: no escape or comment can hide one). A
-// false alarm costs only the tree.
-bool may_need_tree(std::string_view statement) {
-  static constexpr std::array<std::string_view, 9> kTransactionControl = {
-      "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE"};
-  const std::string first = first_keyword(statement);
-  for (auto k : kTransactionControl) {
-    if (first == k) return true;
-  }
-  static constexpr std::array<std::string_view, 10> kKeywords = {
-      "concurrently", "reindex",      "vacuum",  "system",  "database",
-      "tablespace",   "subscription", "cluster", "discard", "copy"};
-  const std::string lower = ascii_lower(statement);
-  for (auto k : kKeywords) {
-    if (lower.find(k) != std::string::npos) return true;
-  }
-  return false;
-}
-
-// Classifies one statement by its parse tree.
-void classify(const std::string& statement, Statement& st) {
-  PgQueryProtobufParseResult r = pg_query_parse_protobuf(statement.c_str());
-  struct FreeResult {
-    PgQueryProtobufParseResult& r;
-    ~FreeResult() { pg_query_free_protobuf_parse_result(r); }
-  } free_result{r};
-  if (r.error) return;
-  struct FreeTree {
-    void operator()(PgQuery__ParseResult* t) const {
-      pg_query__parse_result__free_unpacked(t, nullptr);
-    }
-  };
-  std::unique_ptr<PgQuery__ParseResult, FreeTree> tree(pg_query__parse_result__unpack(
-      nullptr, r.parse_tree.len, reinterpret_cast<const std::uint8_t*>(r.parse_tree.data)));
-  if (tree && tree->n_stmts == 1 && tree->stmts[0]->stmt) classify(*tree->stmts[0]->stmt, st);
-}
-
-// Splits `sql` (one statement or many) with PostgreSQL's parser and classifies each statement.
-// False when libpg_query cannot parse it, e.g. a syntax error, or syntax newer than PostgreSQL
-// 15: the server is the judge of those.
-bool parse_statements(const std::string& sql, std::size_t base, std::vector<Statement>& out) {
-  PgQuerySplitResult r = pg_query_split_with_parser(sql.c_str());
-  struct FreeResult {
-    PgQuerySplitResult& r;
-    ~FreeResult() { pg_query_free_split_result(r); }
-  } free_result{r};
-  if (r.error) return false;
-  for (int i = 0; i < r.n_stmts; ++i) {
-    auto loc = static_cast<std::size_t>(std::max(r.stmts[i]->stmt_location, 0));
-    auto len = static_cast<std::size_t>(std::max(r.stmts[i]->stmt_len, 0));
-    if (loc > sql.size()) loc = sql.size();
-    if (len == 0 || loc + len > sql.size()) len = sql.size() - loc;
-    Statement st = unparsed(base + loc, len);
-    st.parsed = true;
-    std::string text = sql.substr(loc, len);
-    if (may_need_tree(text)) classify(text, st);
-    out.push_back(std::move(st));
-  }
-  return true;
-}
-
-Script analyze(const Step& step) {
-  const std::string& text = step.sql;
-  if (text.find('\0') != std::string::npos) {
-    Error e(ErrorCode::kMigrationFailed,
-            fmt::format("migration {} ({}) contains a NUL byte; it is not SQL text", step.version,
-                        step.file));
-    e.file = step.file;
-    e.version = step.version;
-    throw e;
-  }
-  const std::size_t bom = bom_length(text);
-  const std::string body = text.substr(bom);
-  Script script;
-  std::vector<Statement> all;
-  if (!parse_statements(body, bom, all)) {
-    // Split with the lexer, which knows strings, $$ bodies and comments but no grammar, and
-    // classify each statement that the parser understands.
-    all.clear();
-    PgQuerySplitResult s = pg_query_split_with_scanner(body.c_str());
-    if (s.error) {
-      all.push_back(unparsed(bom, body.size()));
-    } else {
-      for (int i = 0; i < s.n_stmts; ++i) {
-        auto loc = static_cast<std::size_t>(s.stmts[i]->stmt_location);
-        auto len = static_cast<std::size_t>(s.stmts[i]->stmt_len);
-        std::vector<Statement> one;
-        if (parse_statements(body.substr(loc, len), bom + loc, one) && one.size() == 1) {
-          one[0].length = len;
-          one[0].offset = bom + loc;
-          all.push_back(std::move(one[0]));
-        } else {
-          all.push_back(unparsed(bom + loc, len));
-        }
-      }
-    }
-    pg_query_free_split_result(s);
-  }
-  for (auto& st : all) {
-    std::string_view sv = std::string_view(text).substr(st.offset, st.length);
-    if (skip_space_and_comments(sv) < sv.size()) script.statements.push_back(std::move(st));
-  }
-
-  bool no_tx = has_directive(text, kNoTransactionDirective);
-  if (no_tx) script.why_outside = "it says -- dbstep:no-transaction";
-  std::size_t controls = 0;
-  for (const auto& st : script.statements) {
-    if (!st.parsed || st.copy) script.pipelinable = false;
-    if (!st.no_transaction.empty() && !no_tx) {
-      no_tx = true;
-      script.why_outside = "it holds " + st.no_transaction;
-    }
-    if (st.tx != TxControl::kNone) ++controls;
-  }
-  auto& v = script.statements;
-  if (!no_tx && controls == 2 && v.size() >= 2 && v.front().tx == TxControl::kBegin &&
-      v.back().tx == TxControl::kCommit) {
-    // golang-migrate users often wrap a file in BEGIN; ... COMMIT; themselves. dbstep's own
-    // transaction does the same job, atomically with the version update: drop the wrapper.
-    v.erase(v.end() - 1);
-    v.erase(v.begin());
-  } else if (controls > 0) {
-    // Any other transaction control (several transactions, ROLLBACK, PREPARE TRANSACTION...)
-    // only makes sense as written: run the file outside a transaction.
-    if (!no_tx) script.why_outside = "it controls transactions itself (BEGIN, COMMIT ...)";
-    no_tx = true;
-  }
-  script.outside_transaction = no_tx;
-  return script;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1222,7 +966,8 @@ Error PostgresDriver::migration_error(const Step& step, const Statement* st, con
   std::string statement;
   if (st) {
     std::string_view sv = std::string_view(text).substr(st->offset, st->length);
-    statement = trim(sv.substr(skip_space_and_comments(sv)));
+    const std::size_t start = skip_blank(sv, 0, SqlDialect::kPostgres);
+    statement = trim(sv.substr(start));
     std::size_t offset;
     if (f.position > 0) {
       // PostgreSQL counts characters from 1 in the text we sent: this statement.
@@ -1230,7 +975,7 @@ Error PostgresDriver::migration_error(const Step& step, const Statement* st, con
       pos = position_at(text, offset);
       where = fmt::format("at line {}, column {}", pos.line, pos.column);
     } else {
-      offset = st->offset + skip_space_and_comments(sv);
+      offset = st->offset + start;
       pos = position_at(text, offset);
       where = fmt::format("in the statement at line {}, column {}", pos.line, pos.column);
     }
@@ -1377,19 +1122,30 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
     // INDEX CONCURRENTLY and the like refuse. Each statement runs and commits on its own.
     Pipeline p(conn_.get(), /*pipelined=*/false);
     add_statements(p, step, script);
+    std::optional<Error> error;
     if (auto failed = p.finish()) {
-      rollback_quietly();  // a transaction the file opened before its failure
-      throw statement_error(step, script, failed->index, failed->why);
+      error = statement_error(step, script, failed->index, failed->why);
+    } else if (pq().PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+      SqlFailure f;
+      f.message =
+          "the file opens a transaction (BEGIN) that it does not end (COMMIT); it was "
+          "rolled back";
+      f.verbose = f.message;
+      error = migration_error(step, nullptr, f, "at its end");
     }
-  }
-  if (pq().PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
-    rollback_quietly();
-    SqlFailure f;
-    f.message =
-        "the file opens a transaction (BEGIN) that it does not end (COMMIT); it was "
-        "rolled back";
-    f.verbose = f.message;
-    throw migration_error(step, nullptr, f, "at its end");
+    if (error) {
+      rollback_quietly();  // a transaction the file opened and did not finish
+      // When no statement of the file was committed, the rollback took everything back: the
+      // dirty mark is taken back too. Otherwise the database stays dirty for a person to see.
+      if (!p.committed()) {
+        try {
+          write_state_checked(DbState{step.target, true}, expected);
+        } catch (const Error&) {
+          rollback_quietly();  // the migration's error matters more; the mark stays
+        }
+      }
+      throw *error;
+    }
   }
   exec("BEGIN", "starting a transaction");
   write_rows_and_commit(DbState{step.target, false});

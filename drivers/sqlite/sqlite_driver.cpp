@@ -22,6 +22,8 @@
 
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
+#include "core/statement_accounting.hpp"
+#include "drivers/sqlite/statements.hpp"
 
 namespace dbstep::drivers {
 
@@ -180,6 +182,9 @@ class SqliteDriver final : public Driver {
   // `PRAGMA foreign_keys` with keys on throws NeedsForeignKeysOff, before anything runs.
   // Throws Error(kMigrationFailed) locating the failing statement.
   void run_file(const Step& step, Wrap wrap);
+  // After a failed run outside a transaction that left nothing behind: takes the dirty mark
+  // back (`state` is the one before it). Best effort: on failure the database stays dirty.
+  void restore_state_quietly(const DbState& state) noexcept;
   bool foreign_keys_on();
   // PRAGMA foreign_key_check after a run with keys off: a violation fails the migration.
   void check_foreign_keys(const Step& step);
@@ -205,6 +210,7 @@ class SqliteDriver final : public Driver {
   bool no_tx_wrap_ = false;
   bool locked_ = false;
   bool table_ready_ = false;
+  bool file_committed_ = false;  // run_file() outside a transaction: a statement was committed
   std::unique_ptr<SQLite::Database> db_;
   // Declared after db_, so that they are finalized before it closes even without the destructor.
   CachedStatement select_state_;
@@ -507,81 +513,76 @@ DbState SqliteDriver::state() {
 }
 
 void SqliteDriver::run_file(const Step& step, Wrap wrap) {
-  const std::string& text = step.sql;
-  const char* const begin = text.data();
-  const char* const end = begin + text.size();
-  const char* p = begin + bom_length(text);
+  sqlite::StatementWalk walk(handle(), step);
   bool ran_any = false;
   bool wrapper_open = false;  // the file's own plain BEGIN was skipped; its COMMIT must end it
-  while (p < end) {
-    sqlite3_stmt* stmt = nullptr;
-    const char* tail = nullptr;
-    int rc = sqlite3_prepare_v2(handle(), p, static_cast<int>(end - p), &stmt, &tail);
-    std::size_t stmt_offset = static_cast<std::size_t>(p - begin);
-    if (rc == SQLITE_OK && stmt == nullptr) break;  // only whitespace and comments remain
-    std::string_view statement(p, static_cast<std::size_t>((tail ? tail : end) - p));
-    if (rc == SQLITE_OK && wrap != Wrap::kNone) {
+  TextSpan wrapper_begin;
+  file_committed_ = false;
+  while (auto prepared = walk.next()) {
+    const TextSpan span = prepared->span;
+    sqlite3_stmt* stmt = prepared->stmt.get();
+    if (wrap != Wrap::kNone) {
+      const std::string_view statement = std::string_view(step.sql).substr(span.offset, span.length);
       const auto words = leading_words(statement, 3);
       const std::string first = words.empty() ? "" : words[0];
       const std::string second = words.size() > 1 ? words[1] : "";
-      const bool last = skip_space_and_comments(text, static_cast<std::size_t>(tail - begin)) ==
-                        text.size();
-      bool skip = false;
       if (first == "BEGIN" && !ran_any && !wrapper_open &&
           (words.size() == 1 || second == "TRANSACTION" || second == "DEFERRED" ||
            second == "IMMEDIATE" || second == "EXCLUSIVE")) {
-        wrapper_open = skip = true;  // one plain wrapper: our transaction stands in for it
-      } else if ((first == "COMMIT" || first == "END") && wrapper_open && last) {
+        wrapper_open = true;  // one plain wrapper: our transaction stands in for it
+        wrapper_begin = span;
+        continue;
+      }
+      if ((first == "COMMIT" || first == "END") && wrapper_open && walk.is_last(span)) {
         wrapper_open = false;
-        skip = true;
-      } else if (first == "ROLLBACK" && (second == "TO" || (second == "TRANSACTION" &&
-                                                            words.size() > 2 && words[2] == "TO"))) {
+        continue;
+      }
+      if (first == "ROLLBACK" &&
+          (second == "TO" || (second == "TRANSACTION" && words.size() > 2 && words[2] == "TO"))) {
         // ROLLBACK TO a savepoint works inside a transaction.
       } else if (controls_transactions(first)) {
-        sqlite3_finalize(stmt);
         throw NeedsNoTransaction{};
       } else if (first == "PRAGMA" && second == "FOREIGN_KEYS" &&
                  statement.find('=') != std::string_view::npos && wrap == Wrap::kTransaction &&
                  foreign_keys_on()) {
-        sqlite3_finalize(stmt);
         throw NeedsForeignKeysOff{};
-      }
-      if (skip) {
-        sqlite3_finalize(stmt);
-        p = tail;
-        continue;
       }
     }
     ran_any = true;
-    if (rc == SQLITE_OK) {
-      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-      }
-      if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     }
-    if (rc != SQLITE_OK) {
-      // The failing token when SQLite knows it (syntax errors), else the statement's start.
-      int token = sqlite3_error_offset(handle());
-      std::size_t offset = token >= 0 ? stmt_offset + static_cast<std::size_t>(token)
-                                      : skip_space_and_comments(text, stmt_offset);
-      TextPosition pos = position_at(text, offset);
-      Error e(ErrorCode::kMigrationFailed,
-              fmt::format("migration {} ({}) failed at line {}, column {}: {}", step.version,
-                          step.file, pos.line, pos.column, sqlite3_errmsg(handle())));
-      e.file = step.file;
-      e.version = step.version;
-      e.line = pos.line;
-      e.column = pos.column;
-      e.sqlstate = std::to_string(sqlite3_extended_errcode(handle()));
-      e.detail = sqlite3_errmsg(handle());
-      e.statement = statement_excerpt(statement, 2000);
-      sqlite3_finalize(stmt);
-      throw e;
-    }
-    sqlite3_finalize(stmt);
-    p = tail;
+    if (rc != SQLITE_DONE) throw walk.statement_error(span);
+    // Outside our transaction, a statement that ends with no transaction open has been
+    // committed (its own, or the file's COMMIT): from then on the file has left a mark.
+    if (wrap == Wrap::kNone && sqlite3_get_autocommit(handle())) file_committed_ = true;
   }
-  // A skipped BEGIN whose COMMIT never came: run the file as written, which reports it.
-  if (wrapper_open) throw NeedsNoTransaction{};
+  if (wrapper_open) {
+    // The file's BEGIN (skipped: our transaction stood in for it) never ended. Committing for
+    // the file would be a guess; everything it did is in our transaction, which the caller
+    // rolls back, so nothing of it remains and the version stays where it was, clean.
+    const TextPosition pos = position_at(step.sql, skip_blank(step.sql, wrapper_begin.offset,
+                                                              SqlDialect::kSqlite));
+    Error e(ErrorCode::kMigrationFailed,
+            fmt::format("migration {} ({}) begins a transaction at line {} and never commits "
+                        "it; nothing of it was kept. Add COMMIT at the end of the file",
+                        step.version, step.file, pos.line));
+    e.file = step.file;
+    e.version = step.version;
+    e.line = pos.line;
+    e.column = pos.column;
+    throw e;
+  }
+}
+
+void SqliteDriver::restore_state_quietly(const DbState& state) noexcept {
+  try {
+    begin_immediate();
+    write_state(state);
+    exec("COMMIT", "cannot take back the dirty mark");
+  } catch (...) {
+    rollback_quietly();
+  }
 }
 
 bool SqliteDriver::foreign_keys_on() {
@@ -669,21 +670,24 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
   }
   try {
     run_file(step, Wrap::kNone);
+    if (!sqlite3_get_autocommit(handle())) {
+      // The file began a transaction and never ended it: committing it for the file would be a
+      // guess, so it is rolled back.
+      Error e(ErrorCode::kMigrationFailed,
+              fmt::format("migration {} ({}) began a transaction and did not commit it; its open "
+                          "transaction was rolled back. Add COMMIT at the end of the file",
+                          step.version, step.file));
+      e.file = step.file;
+      e.version = step.version;
+      throw e;
+    }
   } catch (...) {
     rollback_quietly();  // a transaction the file opened and did not finish
+    // When no statement of the file was committed, the rollback took everything back: the
+    // database is as it was, so the dirty mark is taken back too. Otherwise it stays dirty for
+    // a person to look at.
+    if (!file_committed_) restore_state_quietly(expected);
     throw;
-  }
-  if (!sqlite3_get_autocommit(handle())) {
-    // The file began a transaction and never ended it: committing it for the file would be a
-    // guess, so it is rolled back and the database stays dirty for a person to look at.
-    rollback_quietly();
-    Error e(ErrorCode::kMigrationFailed,
-            fmt::format("migration {} ({}) began a transaction and did not commit it; its open "
-                        "transaction was rolled back. Add COMMIT at the end of the file",
-                        step.version, step.file));
-    e.file = step.file;
-    e.version = step.version;
-    throw e;
   }
   begin_immediate();
   try {

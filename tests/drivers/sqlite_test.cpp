@@ -134,11 +134,34 @@ TEST_CASE("sqlite: files with their own BEGIN/COMMIT") {
   CHECK(d->state() == DbState{4, true});
   CHECK(db.execAndGet("SELECT COUNT(*) FROM a").getInt() == 3);
 
-  // A BEGIN without COMMIT is not committed for the file.
+  // A BEGIN without COMMIT is not committed for the file; nothing of it remains, so the
+  // version stays where it was, clean (issue 9, defect 8).
   d->set_state({4, false});
   auto open_tx = capture_error([&] { d->apply(up_step(5, "BEGIN;\nINSERT INTO a VALUES (6);\n"), DbState{4, false}); });
-  CHECK(std::string(open_tx.what()).find("did not commit") != std::string::npos);
+  CHECK(std::string(open_tx.what()).find("never commits") != std::string::npos);
+  CHECK(open_tx.line == 1);
   CHECK(db.execAndGet("SELECT COUNT(*) FROM a WHERE x = 6").getInt() == 0);
+  CHECK(d->state() == DbState{4, false});
+
+  // The same outside a transaction (dirty protocol): everything the file did was inside its own
+  // transaction, which was rolled back, so the dirty mark is taken back.
+  for (const char* sql : {"-- dbstep:no-transaction\nBEGIN;\nINSERT INTO a VALUES (7);\n",
+                          "-- dbstep:no-transaction\nBEGIN;\nINSERT INTO a VALUES (7);\nINSERT INTO nope VALUES (1);\n"}) {
+    CAPTURE(sql);
+    auto e = capture_error([&] { d->apply(up_step(5, sql), DbState{4, false}); });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(db.execAndGet("SELECT COUNT(*) FROM a WHERE x = 7").getInt() == 0);
+    CHECK(d->state() == DbState{4, false});
+  }
+  // But once a statement of the file was committed, the database stays dirty.
+  auto committed = capture_error([&] {
+    d->apply(up_step(5, "-- dbstep:no-transaction\nINSERT INTO a VALUES (8);\nBEGIN;\nINSERT INTO a VALUES (9);\n"),
+             DbState{4, false});
+  });
+  CHECK(committed.code() == ErrorCode::kMigrationFailed);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a WHERE x = 8").getInt() == 1);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM a WHERE x = 9").getInt() == 0);
+  CHECK(d->state() == DbState{5, true});
 }
 
 TEST_CASE("sqlite: the table-rebuild recipe with PRAGMA foreign_keys keeps child rows") {
