@@ -517,6 +517,9 @@ void print_help(std::ostream& os) {
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  // A file-size limit (ulimit -f) would kill the process with SIGXFSZ and no message. Ignored,
+  // the write fails with EFBIG instead and the database's error is reported like any other.
+  std::signal(SIGXFSZ, SIG_IGN);
   Settings settings;
   try {
     settings = parse_args(args);

@@ -61,6 +61,7 @@ MigrationIndex MigrationIndex::build(const std::vector<std::string>& names,
   });
 
   MigrationIndex index;
+  index.where_ = std::string(where);
   std::size_t versions = 0;
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (i == 0 || files[i].version != files[i - 1].version) ++versions;

@@ -48,6 +48,8 @@ class MigrationIndex {
   static MigrationIndex build(const std::vector<std::string>& names, std::string_view where);
 
   bool empty() const { return entries_.empty(); }
+  // The source as build() was told to name it ("folder ./migrations"), for messages.
+  const std::string& where() const { return where_; }
   std::size_t size() const { return entries_.size(); }
   const std::vector<Entry>& entries() const { return entries_; }
 
@@ -62,6 +64,7 @@ class MigrationIndex {
 
  private:
   std::vector<Entry> entries_;  // sorted by version, unique
+  std::string where_;
 };
 
 }  // namespace dbstep

@@ -8,7 +8,19 @@ namespace dbstep {
 
 namespace {
 
+Error no_migrations(std::string_view source_name, std::string_view note = "") {
+  return Error(ErrorCode::kNoMigrations,
+               fmt::format("no migrations found in {}: files must be named like "
+                           "1_create_users.up.sql and 1_create_users.down.sql{}",
+                           source_name.empty() ? "the source" : source_name, note));
+}
+
 void require_known(const MigrationIndex& index, const OptVersion& v, const char* role) {
+  if (v && index.empty()) {
+    // Not "no migration found for version N": with no file at all, the folder is what is wrong
+    // (a wrong path, a deploy that lost the files).
+    throw no_migrations(index.where(), fmt::format(" ({} is {})", role, *v));
+  }
   if (v && !index.contains(*v)) {
     throw Error(ErrorCode::kMissingVersion,
                 fmt::format("no migration found for version {} ({}): the source has neither an up "
@@ -51,10 +63,7 @@ Plan plan_up(const MigrationIndex& index, OptVersion from, std::optional<std::ui
     OptVersion next = cur ? index.next(*cur) : index.first();
     if (!next) {
       if (!cur) {
-        throw Error(ErrorCode::kNoMigrations,
-                    fmt::format("no migrations found in {}: files must be named like "
-                                "1_create_users.up.sql and 1_create_users.down.sql",
-                                source_name));
+        throw no_migrations(source_name);
       }
       if (limit) plan.short_by = *limit - count;
       break;

@@ -38,7 +38,8 @@ struct Plan {
 };
 
 // Every planner throws Error(kMissingVersion) when `from` is a version the index does not know
-// ("no migration found for version N"), and plan_to also when `to` is one.
+// ("no migration found for version N"), and plan_to also when `to` is one; when the index is
+// empty, that is Error(kNoMigrations) naming the source (index.where()) instead.
 
 // Up: all pending (limit nullopt) or at most `limit` steps. Throws Error(kNoMigrations) when the
 // database is at none and the index is empty.

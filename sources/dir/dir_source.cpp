@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "core/migration.hpp"
 
 namespace dbstep::sources {
 
@@ -49,16 +50,25 @@ class DirectorySource final : public Source {
                               std::strerror(errno)));
     }
     std::vector<std::string> names;
-    errno = 0;
-    while (const dirent* entry = ::readdir(dir)) {
-      bool regular = entry->d_type == DT_REG;
-      if (entry->d_type == DT_UNKNOWN || entry->d_type == DT_LNK) {
-        struct stat st {};  // follow symbolic links to files, as the folder's reader would
-        regular = ::stat((dir_ / entry->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    int read_errno = 0;
+    try {
+      for (;;) {
+        errno = 0;  // readdir() reports an error only through errno, and stat() below sets it
+        const dirent* entry = ::readdir(dir);
+        if (!entry) {
+          read_errno = errno;
+          break;
+        }
+        bool regular = entry->d_type == DT_REG;
+        if (entry->d_type == DT_UNKNOWN || entry->d_type == DT_LNK) {
+          regular = follows_to_file(entry->d_name);
+        }
+        if (regular) names.emplace_back(entry->d_name);
       }
-      if (regular) names.emplace_back(entry->d_name);
+    } catch (...) {
+      ::closedir(dir);
+      throw;
     }
-    int read_errno = errno;
     ::closedir(dir);
     if (read_errno != 0) {
       throw Error(ErrorCode::kSourceUnavailable,
@@ -94,15 +104,57 @@ class DirectorySource final : public Source {
   std::string describe() const override { return fmt::format("folder {}", dir_.string()); }
 
  private:
+  // Follows a symbolic link (or an entry whose type readdir() did not give) as the folder's
+  // reader would: true for a regular file. A link that leads nowhere is ignored like any other
+  // non-file, unless its name is a migration's: then it is an error naming the link and what is
+  // wrong with it, since skipping it would silently drop a migration.
+  bool follows_to_file(const char* name) const {
+    const fs::path path = dir_ / name;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return S_ISREG(st.st_mode);
+    const int stat_errno = errno;
+    bool migration_name = true;
+    try {
+      migration_name = parse_file_name(name).has_value();
+    } catch (const Error&) {
+      // A version that does not fit in 64 bits: still named like a migration.
+    }
+    if (!migration_name) return false;
+    std::error_code ec;
+    const fs::path target = fs::read_symlink(path, ec);
+    const std::string link = ec ? std::string() : fmt::format(" (-> {})", target.string());
+    std::string what;
+    if (stat_errno == ELOOP) {
+      what = fmt::format("is a symbolic link loop{}: it never reaches a file", link);
+    } else if (stat_errno == ENOENT || stat_errno == ENOTDIR) {
+      what = fmt::format("is a dangling symbolic link{}: its target does not exist", link);
+    } else {
+      what = fmt::format("cannot be followed{}: {}", link, std::strerror(stat_errno));
+    }
+    Error e(ErrorCode::kSourceUnavailable,
+            fmt::format("migration file {} {}; point it at the migration file, or remove it",
+                        path.string(), what));
+    e.file = name;
+    throw e;
+  }
+
   fs::path dir_;
 };
 
 }  // namespace
 
 std::unique_ptr<Source> open_directory(const Url& url) {
-  // golang-migrate: file://./foo -> ./foo, file://foo -> foo, file:// -> the current folder.
-  std::string path = url.body().empty() ? "." : url.body();
-  return std::make_unique<DirectorySource>(fs::path(path));
+  // golang-migrate: file://./foo -> ./foo, file://foo -> foo. golang-migrate reads file:// as
+  // the current folder; dbstep refuses it, since an empty path is more often a missing variable
+  // (file://$DIR) than a wish for the current folder.
+  if (url.body().empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("source URL \"{}\" names no folder: write file://./migrations (relative "
+                            "to the current folder), file:///srv/app/migrations (absolute), or "
+                            "file://. for the current folder",
+                            url.redacted()));
+  }
+  return std::make_unique<DirectorySource>(fs::path(url.body()));
 }
 
 }  // namespace dbstep::sources

@@ -140,3 +140,25 @@ TEST_CASE("plan_up on an empty source names the source") {
   }
   CHECK(plan_down(empty, std::nullopt, std::nullopt).steps.empty());
 }
+
+TEST_CASE("planning on an empty source from a recorded version names the source, not the version") {
+  // A database at version 2 and a folder with no migration in it: the folder is what is wrong.
+  MigrationIndex empty = MigrationIndex::build({"README.md"}, "folder ./migrations");
+  auto check = [](auto&& plan) {
+    try {
+      plan();
+      FAIL("expected an error");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      CAPTURE(what);
+      CHECK(e.code() == ErrorCode::kNoMigrations);
+      CHECK(what.find("no migrations found in folder ./migrations") != std::string::npos);
+      CHECK(what.find("1_create_users.up.sql") != std::string::npos);
+      CHECK(what.find("no migration found for version") == std::string::npos);
+    }
+  };
+  check([&] { plan_up(empty, v(2), std::nullopt, "folder ./migrations"); });
+  check([&] { plan_down(empty, v(2), 1); });
+  check([&] { plan_to(empty, v(2), v(1)); });
+  check([&] { plan_to(empty, std::nullopt, v(1)); });
+}

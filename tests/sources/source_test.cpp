@@ -94,7 +94,17 @@ TEST_CASE("sources: directory URL forms and errors name the folder") {
   std::filesystem::current_path(tmp.path());
   CHECK(sources::open_directory(Url::parse("file://m"))->list().size() == 1);
   CHECK(sources::open_directory(Url::parse("file://./m"))->list().size() == 1);
-  CHECK(sources::open_directory(Url::parse("file://"))->list().size() == 0);  // cwd: only a folder
+  CHECK(sources::open_directory(Url::parse("file://."))->list().size() == 0);  // cwd: only a folder
+  // golang-migrate reads file:// as the current folder; dbstep refuses it and says how to write it.
+  try {
+    sources::open_directory(Url::parse("file://"));
+    std::filesystem::current_path(cwd);
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    CHECK(std::string(e.what()).find("\"file://\" names no folder") != std::string::npos);
+    CHECK(std::string(e.what()).find("file://./migrations") != std::string::npos);
+  }
   std::filesystem::current_path(cwd);
 
   try {
@@ -133,5 +143,40 @@ TEST_CASE("sources: the registry opens plain paths and embedded sets by name") {
   } catch (const Error& e) {
     CHECK(e.code() == ErrorCode::kUnknownScheme);
     CHECK(std::string(e.what()).find("embedded, file") != std::string::npos);
+  }
+}
+
+TEST_CASE("sources: a broken symbolic link named like a migration is an error naming it") {
+  testing::TempDir tmp;
+  testing::write_file(tmp / "m" / "2_b.up.sql", "x");
+  std::filesystem::create_symlink("nowhere", tmp / "m" / "README.md");  // not a migration: ignored
+  CHECK(sources::open_directory(Url::parse("file://" + (tmp / "m").string()))->list() ==
+        std::vector<std::string>{"2_b.up.sql"});
+
+  struct Case {
+    const char* link;
+    const char* target;
+    const char* says;
+  };
+  for (const Case& c : {Case{"1_x.up.sql", "nowhere", "is a dangling symbolic link (-> nowhere)"},
+                        Case{"1_x.up.sql", "1_x.up.sql", "is a symbolic link loop"},
+                        Case{"99999999999999999999_x.up.sql", "gone", "dangling"}}) {
+    CAPTURE(c.link);
+    CAPTURE(c.target);
+    testing::TempDir t;
+    testing::write_file(t / "2_b.up.sql", "x");
+    std::filesystem::create_symlink(c.target, t / c.link);
+    try {
+      sources::open_directory(Url::parse("file://" + t.str()))->list();
+      FAIL("expected an error");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      CAPTURE(what);
+      CHECK(e.code() == ErrorCode::kSourceUnavailable);
+      CHECK(e.file == c.link);
+      CHECK(what.find((t / c.link).string()) != std::string::npos);
+      CHECK(what.find(c.says) != std::string::npos);
+      CHECK(what.find("No such file or directory") == std::string::npos);
+    }
   }
 }
