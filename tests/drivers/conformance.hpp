@@ -19,6 +19,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -296,6 +297,41 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
     });
     CHECK(std::string(e.what()).find("cannot run inside a transaction") != std::string::npos);
     CHECK_FALSE(fx.table_exists("b1"));
+    CHECK(d->state() == none);
+  }
+
+  SUBCASE("no part of a file is ever skipped: bad text fails the migration, nothing remains") {
+    // Issue 9, defects 1 and 2: a keyword-less statement (a typo), stray text, invalid UTF-8 and
+    // a NUL byte were each dropped by one driver, and the migration recorded as applied.
+    using namespace std::string_literals;
+    struct Bad {
+      std::string sql;
+      std::uint32_t line;
+    };
+    const std::vector<Bad> cases = {
+        {"CREATE TABLE skipped (x int);\nTRUNCAT skipped;\n", 2},
+        {"CREATE TABLE skipped (x int);\nxyzzy;\n", 2},
+        {"CREATE TABLE skipped (x int);\n\xff\xfe;\n", 2},
+        {"CREATE TABLE skipped (x int);\n\0CREATE TABLE n2 (x int);\n"s, 2},
+        {"\0CREATE TABLE n2 (x int);\n"s, 1},
+        {"CREATE TABLE skipped (x int);\n-- a comment\n;; xyzzy\n", 3},
+    };
+    auto d = fx.open();
+    for (const auto& c : cases) {
+      CAPTURE(c.sql);
+      auto e = capture_error([&] { d->apply(up_step(1, c.sql), none); });
+      CHECK(e.code() == ErrorCode::kMigrationFailed);
+      CHECK(e.file == "1_test.up.sql");
+      CHECK(e.line == c.line);
+      CHECK_FALSE(fx.table_exists("skipped"));
+      CHECK_FALSE(fx.table_exists("n2"));
+      CHECK(d->state() == none);
+    }
+    // A file that begins a transaction and never commits it: nothing remains, nothing is dirty.
+    auto e = capture_error([&] { d->apply(up_step(1, "BEGIN;\nCREATE TABLE skipped (x int);\n"), none); });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.line == 1);
+    CHECK_FALSE(fx.table_exists("skipped"));
     CHECK(d->state() == none);
   }
 

@@ -384,6 +384,16 @@ TEST_CASE("postgres: files with their own BEGIN/COMMIT") {
     CHECK_FALSE(fx.table_exists("w3"));
     CHECK(d->state() == DbState{1, true});
   }
+  SUBCASE("outside a transaction, a BEGIN left open with nothing committed leaves no dirty mark") {
+    for (const char* sql : {"-- dbstep:no-transaction\nBEGIN;\nCREATE TABLE w4 (x int);\n",
+                            "-- dbstep:no-transaction\nBEGIN;\nCREATE TABLE w4 (x int);\nSELECT nope;\n"}) {
+      CAPTURE(sql);
+      auto e = capture_error([&] { d->apply(up_step(1, sql), kNone); });
+      CHECK(e.code() == ErrorCode::kMigrationFailed);
+      CHECK_FALSE(fx.table_exists("w4"));
+      CHECK(d->state() == kNone);
+    }
+  }
 }
 
 TEST_CASE("postgres: deferred constraints fail at COMMIT and roll back") {
