@@ -459,6 +459,8 @@ def targets(summary, micro, largest_file, embed):
         verdict = "n/a" if ok is None else ("met" if ok else "**missed**")
         out.append(f"| {what} | {measured} | {verdict} |")
 
+    if not ARGS.ns:
+        return out + ["| (no migration counts measured: --ns was empty) | | |"]
     n = 1000 if 1000 in ARGS.ns else max(ARGS.ns)
     s = summary.get(("sqlite", n, "uptodate", "dbstep"))
     row(f"up-to-date `dbstep migrate all`, {n} migrations ≤ 2× `sqlite3 db 'select 1'`",
@@ -519,6 +521,80 @@ def targets(summary, micro, largest_file, embed):
     if embed:
         row(f"embedding {embed['files']} files: configure + build of a target that embeds them",
             f"configure {embed['configure']:.1f} s, build {embed['build']:.1f} s", None)
+    return out
+
+
+def big_file_probe(backends, pg_url, sizes_mb, rounds):
+    """One data-seeding migration of `size` MB of INSERTs, applied by dbstep and fed to the
+    database's own client in one transaction (the floor), interleaved round by round. Shows that
+    dbstep's statement walk is linear in the file's size (issue 9: SQLite was quadratic)."""
+    rows = []
+    row = "INSERT INTO seed (id, payload) VALUES ({}, 'payload text to make the row longer');\n"
+    for size in sizes_mb:
+        folder = os.path.join(ARGS.work, f"big-{size}")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        up = os.path.join(folder, "1_seed.up.sql")
+        with open(up, "w") as f:
+            f.write("CREATE TABLE seed (id bigint PRIMARY KEY, payload text);\n")
+            written, i = 0, 0
+            while written < size * 2**20:
+                line = row.format(i)
+                f.write(line)
+                written += len(line)
+                i += 1
+        floor = os.path.join(folder, "floor.sql")
+        with open(floor, "w") as f:
+            f.write("BEGIN;\n" + open(up).read() + "COMMIT;\n")
+        for b in backends:
+            times = {"dbstep": [], "floor": []}
+            for rnd in range(rounds):
+                if b == "sqlite":
+                    db = os.path.join(folder, "seed.db")
+                    for tool in ("floor", "dbstep"):
+                        for suffix in ("", "-journal"):
+                            if os.path.exists(db + suffix):
+                                os.remove(db + suffix)
+                        cmd = (["sqlite3", "-bail", db] if tool == "floor" else
+                               [ARGS.dbstep, "-s", folder, "-d", f"sqlite://{db}", "migrate", "all"])
+                        sec, _, rc, err = run_timed(cmd, stdin_path=floor if tool == "floor" else None)
+                        if rc != 0:
+                            raise RunError(f"big file {size} MB, {tool} on sqlite failed: {err}")
+                        times[tool].append(sec)
+                else:
+                    pg = Postgres(pg_url)
+                    for tool in ("floor", "dbstep"):
+                        pg.reset("big")
+                        cmd = ([PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg.url("big"),
+                                "-f", floor] if tool == "floor" else
+                               [ARGS.dbstep, "-s", folder, "-d", pg.url("big"), "migrate", "all"])
+                        sec, _, rc, err = run_timed(cmd)
+                        if rc != 0:
+                            raise RunError(f"big file {size} MB, {tool} on postgres failed: {err}")
+                        times[tool].append(sec)
+                    pg.drop("big")
+            rows.append({"backend": b, "mb": size, "dbstep": statistics.median(times["dbstep"]),
+                         "floor": statistics.median(times["floor"])})
+            log(f"big file {size} MB on {b}: dbstep {rows[-1]['dbstep']:.2f} s, "
+                f"client {rows[-1]['floor']:.2f} s")
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def big_file_lines(rows):
+    if not rows:
+        return []
+    out = ["| database | file | dbstep | the client, one transaction | dbstep ÷ client |",
+           "|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['backend']} | {r['mb']} MB | {fmt_time(r['dbstep'])} | "
+                   f"{fmt_time(r['floor'])} | {fmt_ratio(r['dbstep'] / r['floor'])} |")
+    for b in sorted({r["backend"] for r in rows}):
+        mine = sorted((r for r in rows if r["backend"] == b), key=lambda r: r["mb"])
+        if len(mine) >= 2:
+            grow = mine[-1]["dbstep"] / mine[0]["dbstep"]
+            out.append(f"| {b} | {mine[0]['mb']} → {mine[-1]['mb']} MB | time × {grow:.1f} for "
+                       f"size × {mine[-1]['mb'] / mine[0]['mb']:.0f} | | |")
     return out
 
 
@@ -586,6 +662,8 @@ def main():
     ap.add_argument("--rounds-large", type=int, default=3, help="rounds for N > 1000")
     ap.add_argument("--uptodate-runs", type=int, default=20)
     ap.add_argument("--micro-repetitions", type=int, default=5)
+    ap.add_argument("--big-file-mb", default="4,16",
+                    help="sizes of the one-big-migration probe, in MB (empty: skip it)")
     ap.add_argument("--pg-url", default="")
     ap.add_argument("--pg-skip-reason", default="")
     ap.add_argument("--backends", default="sqlite,postgres")
@@ -653,6 +731,13 @@ def main():
             log(f"micro-benchmarks failed: {r.stdout[-1500:]}")
         if not pg_reason:
             Postgres(ARGS.pg_url).drop("micro")
+    big_sizes = [int(x) for x in ARGS.big_file_mb.split(",") if x]
+    big_rows = []
+    if big_sizes:
+        log(f"one big migration: {big_sizes} MB")
+        big_backends = [b for b in ("sqlite", "postgres")
+                        if b in backends and (b == "sqlite" or not pg_reason)]
+        big_rows = big_file_probe(big_backends, ARGS.pg_url, big_sizes, min(ARGS.rounds, 3))
     embed = None
     if ARGS.embed_folder:
         log(f"embedding probe: {ARGS.embed_files} files")
@@ -695,6 +780,9 @@ def main():
     if mlines:
         report += ["", "Micro-benchmarks (Google Benchmark, library calls in one process):", ""]
         report += mlines
+    if big_rows:
+        report += ["", "One big migration (a data-seeding file of INSERTs; medians):", ""]
+        report += big_file_lines(big_rows)
     report += ["", "Targets:", ""] + targets(summary, mvals, largest, embed)
     text = "\n".join(report) + "\n"
     with open(os.path.join(ARGS.out, "results.md"), "w") as f:

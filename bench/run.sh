@@ -7,6 +7,7 @@
 #
 # Options: --ns 100,1000   --rounds R   --rounds-large R   --uptodate-ns 1000   --uptodate-runs K
 #          --backends sqlite[,postgres]   --no-micro   --no-embed   --out DIR
+#          --big-file-mb 4,16 (sizes of the one-big-migration probe; empty skips it)
 #
 # Steps: bench/setup.sh (tools), scripts/build.sh into $DBSTEP_BENCH_BUILD_DIR (default
 # build-bench/, so the shared build/ keeps its own options) with -DDBSTEP_BUILD_BENCH=ON, a
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --no-micro) micro=0 ;;
     --no-embed) embed=0 ;;
     --out) out=$2; shift ;;
-    --ns|--rounds|--rounds-large|--uptodate-ns|--uptodate-runs|--backends|--micro-repetitions)
+    --ns|--rounds|--rounds-large|--uptodate-ns|--uptodate-runs|--backends|--micro-repetitions|--big-file-mb)
       harness_args+=("$1" "$2"); shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
 done
 if [ "$tiny" -eq 1 ]; then
   harness_args=(--ns 10 --uptodate-ns 10 --rounds 1 --rounds-large 1 --uptodate-runs 3
-                --micro-repetitions 1 "${harness_args[@]}")
+                --micro-repetitions 1 --big-file-mb 1,2 "${harness_args[@]}")
 fi
 out=${out:-$build/bench-results}
 
