@@ -142,32 +142,6 @@ TEST_CASE("e2e postgres: a failing statement rolls back its migration; the passw
   CHECK_FALSE(contains(r.out, "hunter2secret"));
 }
 
-TEST_CASE("e2e postgres: processes migrating one database at once apply each migration once") {
-  TempDir tmp;
-  TestDatabase db;
-  auto dir = tmp / "m";
-  write_file(dir / "0001_log.up.sql", "CREATE TABLE log (n int UNIQUE);\nINSERT INTO log VALUES (1);\n");
-  constexpr int kMigrations = 20;
-  for (int i = 2; i <= kMigrations; ++i) {
-    write_file(dir / fmt::format("{:04}_step.up.sql", i), fmt::format("INSERT INTO log VALUES ({});\n", i));
-  }
-  std::vector<std::unique_ptr<Process>> procs;
-  for (int i = 0; i < 4; ++i) {
-    procs.push_back(std::make_unique<Process>(
-        std::vector<std::string>{"-d", db.url, "-s", dir.string(), "migrate", "all"}, tmp.path()));
-  }
-  int applied = 0;
-  for (auto& p : procs) {
-    auto r = p->wait();
-    CHECK(r.code == 0);
-    CHECK(r.err.empty());
-    for (auto at = r.out.find("Applied migration"); at != std::string::npos; at = r.out.find("Applied migration", at + 1)) ++applied;
-  }
-  CHECK(applied == kMigrations);
-  CHECK(db.scalar("SELECT COUNT(*) FROM log") == std::to_string(kMigrations));
-  CHECK(db.scalar("SELECT version FROM schema_migrations") == std::to_string(kMigrations));
-}
-
 TEST_CASE("e2e postgres: a second dbstep waits for the lock and gives up after --lock-timeout") {
   TempDir tmp;
   TestDatabase db;

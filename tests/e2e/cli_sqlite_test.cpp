@@ -261,34 +261,6 @@ TEST_CASE("e2e: a database golang-migrate left at version N continues at N") {
   CHECK(scalar(file, "SELECT version FROM schema_migrations") == 4);
 }
 
-TEST_CASE("e2e: processes migrating one new file at the same moment apply each migration once") {
-  TempDir tmp;
-  auto dir = tmp / "m";
-  constexpr int kMigrations = 30;
-  write_counting_migrations(dir, kMigrations);
-  auto file = tmp / "race.db";
-  std::vector<std::unique_ptr<Process>> procs;
-  for (int i = 0; i < 4; ++i) {
-    procs.push_back(std::make_unique<Process>(
-        std::vector<std::string>{"-d", "sqlite://" + file.string(), "-s", dir.string(), "migrate", "all"},
-        tmp.path()));
-  }
-  int total_applied = 0;
-  for (auto& p : procs) {
-    auto r = p->wait();
-    CHECK(r.code == 0);
-    CHECK(r.err.empty());
-    for (std::size_t at = r.out.find("Applied migration"); at != std::string::npos;
-         at = r.out.find("Applied migration", at + 1)) {
-      ++total_applied;
-    }
-  }
-  CHECK(total_applied == kMigrations);
-  CHECK(scalar(file, "SELECT COUNT(*) FROM log") == kMigrations);
-  CHECK(scalar(file, "SELECT COUNT(DISTINCT n) FROM log") == kMigrations);
-  CHECK(scalar(file, "SELECT version FROM schema_migrations") == kMigrations);
-}
-
 TEST_CASE("e2e: Ctrl-C lets the running migration finish and starts no other") {
   TempDir tmp;
   auto dir = tmp / "m";

@@ -1,0 +1,99 @@
+// End-to-end concurrency: 16 `dbstep migrate all` processes started at once on one new database,
+// several trials per driver (and on PostgreSQL with x-lock-strategy=table too). Every migration
+// fails if it runs twice (CREATE TABLE without IF NOT EXISTS, an INSERT into a primary key), one
+// of them runs outside a transaction (the dirty protocol: nobody may see its dirty mark), and yet
+// every process must exit 0 having applied each migration exactly once between them.
+// (Connections racing inside one process: tests/drivers/conformance.hpp.)
+
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/run.hpp"
+#include "tests/e2e/target.hpp"
+#include "tests/support.hpp"
+
+using namespace dbstep::testing;
+
+namespace {
+
+constexpr int kProcesses = 16;
+constexpr int kMigrations = 20;
+constexpr int kNoTransaction = 10;  // the migration that runs outside a transaction
+constexpr int kTrials = 4;
+
+void write_once_only_migrations(const std::filesystem::path& dir) {
+  write_file(dir / "01_applied.up.sql",
+             "CREATE TABLE applied (n int PRIMARY KEY);\nINSERT INTO applied VALUES (1);\n");
+  for (int v = 2; v <= kMigrations; ++v) {
+    write_file(dir / fmt::format("{:02}_c{}.up.sql", v, v),
+               fmt::format("{}CREATE TABLE c_{} (x int);\nINSERT INTO c_{} VALUES ({});\n"
+                           "INSERT INTO applied VALUES ({});\n",
+                           v == kNoTransaction ? "-- dbstep:no-transaction\n" : "", v, v, v, v));
+  }
+}
+
+// 16 processes at once on a new database of `kind`, `trials` times; URL parameters per trial.
+void race(DriverKind kind, const std::vector<std::string>& params_per_trial) {
+  TempDir tmp;
+  auto dir = tmp / "m";
+  write_once_only_migrations(dir);
+  std::map<std::string, std::vector<std::string>> expected;
+  for (int v = 1; v <= kMigrations; ++v) {
+    expected["applied"].push_back(std::to_string(v));
+    if (v > 1) expected[fmt::format("c_{}", v)] = {std::to_string(v)};
+  }
+  std::sort(expected["applied"].begin(), expected["applied"].end());
+
+  for (std::size_t trial = 0; trial < params_per_trial.size(); ++trial) {
+    auto db = make_target(kind, tmp.path(), fmt::format("race{}", trial));
+    const std::string url = db->url(params_per_trial[trial]);
+    CAPTURE(trial);
+    CAPTURE(url);
+    std::vector<std::unique_ptr<Process>> procs;
+    for (int i = 0; i < kProcesses; ++i) {
+      procs.push_back(std::make_unique<Process>(
+          std::vector<std::string>{"-d", url, "-s", dir.string(), "migrate", "all"}, tmp.path()));
+    }
+    std::map<int, int> applied;  // version -> how many processes say they applied it
+    for (auto& p : procs) {
+      auto r = p->wait();
+      CHECK_MESSAGE(r.code == 0, r.err);
+      CHECK(r.err.empty());
+      const std::string mark = "Applied migration ";
+      for (auto at = r.out.find(mark); at != std::string::npos; at = r.out.find(mark, at + 1)) {
+        ++applied[std::stoi(r.out.substr(at + mark.size()))];
+      }
+    }
+    CHECK(applied.size() == kMigrations);
+    for (const auto& [version, times] : applied) {
+      CAPTURE(version);
+      CHECK(times == 1);
+    }
+    Snapshot s = db->snapshot();
+    CHECK(s.version == kMigrations);
+    CHECK_FALSE(s.dirty);
+    CHECK(s.version_rows == 1);
+    CHECK(s.tables == expected);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("e2e concurrency sqlite: 16 processes migrating one new database apply each migration exactly once") {
+  race(DriverKind::kSqlite, {"", "_journal_mode=wal", "", "_journal_mode=wal"});
+}
+
+TEST_CASE("e2e concurrency postgres: 16 processes migrating one new database apply each migration exactly once") {
+  race(DriverKind::kPostgres, std::vector<std::string>(kTrials, ""));
+}
+
+TEST_CASE("e2e concurrency postgres: 16 processes with x-lock-strategy=table apply each migration exactly once") {
+  race(DriverKind::kPostgres, std::vector<std::string>(kTrials, "x-lock-strategy=table"));
+}
