@@ -1,0 +1,2 @@
+CREATE TABLE a (i int);
+CREATE ﻿TABLE b (i int);

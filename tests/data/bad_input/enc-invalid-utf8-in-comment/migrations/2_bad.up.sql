@@ -1,0 +1,3 @@
+CREATE TABLE a (i int);
+-- ÿþ
+CREATE TABLE b (i int);

@@ -1,0 +1,2 @@
+CREATE TABLE a (t text);
+INSERT INTO a VALUES ('À¯');

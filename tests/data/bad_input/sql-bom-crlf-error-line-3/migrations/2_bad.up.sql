@@ -1,0 +1,3 @@
+﻿CREATE TABLE a (i int);
+CREATE TABLE b (i int);
+CREATE TABLEE c (i int);

@@ -1,0 +1,4 @@
+CREATE TABLE a (i int);
+COPY a FROM STDIN;
+1
+\.

@@ -1,0 +1,2 @@
+CREATE TABLE a (i int);
+INSERT INTO a VALUES (1 / 0);

@@ -1,0 +1,2 @@
+CREATE TABLE c (i int);
+SELEC 1;

@@ -1,0 +1,2 @@
+CREATE TABLE a (i int);
+CREATE TABLEE b (i int);

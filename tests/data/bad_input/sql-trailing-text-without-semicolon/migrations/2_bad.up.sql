@@ -1,0 +1,2 @@
+CREATE TABLE a (i int);
+not sql at all

@@ -1,0 +1,2 @@
+CREATE TABLE a (i int);
+INSERT INTO nope VALUES (1);

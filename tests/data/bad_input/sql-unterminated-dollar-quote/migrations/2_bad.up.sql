@@ -1,0 +1,2 @@
+CREATE TABLE a (i int);
+CREATE FUNCTION f() RETURNS int AS $$ SELECT 1;

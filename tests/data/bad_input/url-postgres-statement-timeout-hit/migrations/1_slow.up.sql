@@ -1,0 +1,2 @@
+CREATE TABLE a (i int);
+SELECT pg_sleep(5);
