@@ -111,8 +111,8 @@ StatusReport compute_status(const MigrationIndex& index, const DbState& state,
         } else if (row->direction == Direction::kDown && row->kind == HistoryKind::kApplied) {
           rolled_back_after = true;
         }
-        if (row->down_sql) s.down_stored = true;
       }
+      s.down_stored = latest_up && (latest_up->down_sql || latest_up->down_stored);
     }
     const bool at_or_below_current = state.version && v <= *state.version;
     if (!at_or_below_current) {
