@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -107,54 +109,77 @@ std::string redact_secrets(std::string_view text) {
   //   scheme://user:SECRET@host  - everything from the first ':' after "://" to the last '@'
   //                                 before the query, since a password may hold '/' or '@';
   //   password=SECRET             - in a query string or a libpq "key=value" string, quoted or not.
-  std::string out;
-  out.reserve(text.size());
+  // Each rule marks what it hides on the original text and the union is hidden, so one rule's
+  // match never makes the scan skip another's ("?o=a://b:c&password=p@ss" hides "p@ss").
+  std::vector<std::pair<std::size_t, std::size_t>> hidden;  // [begin, end) byte ranges
   const auto is_scheme_char = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '.' || c == '-';
   };
-  std::size_t i = 0;
-  while (i < text.size()) {
+  // The end of the current URL-like token and its last '@', found once per token.
+  std::size_t token_end = 0;
+  std::size_t token_last_at = std::string_view::npos;
+  // A password= value is not searched for another password= (that keeps the scan linear), but a
+  // URL inside it still is: "password= sqlite3://u:p@h" hides p too.
+  std::size_t value_end = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
     if (text.compare(i, 3, "://") == 0 && i > 0 && is_scheme_char(text[i - 1])) {
       std::size_t start = i + 3;
-      std::size_t end = start;
-      while (end < text.size() && text[end] != '?' && text[end] != '#' &&
-             !std::isspace(static_cast<unsigned char>(text[end]))) {
-        ++end;
+      if (start > token_end) {
+        token_end = start;
+        while (token_end < text.size() && text[token_end] != '?' && text[token_end] != '#' &&
+               !std::isspace(static_cast<unsigned char>(text[token_end]))) {
+          ++token_end;
+        }
+        std::size_t at = text.substr(start, token_end - start).rfind('@');
+        token_last_at = at == std::string_view::npos ? at : start + at;
       }
-      std::size_t at = text.substr(start, end - start).rfind('@');
-      std::size_t colon = at == std::string_view::npos ? at : text.substr(start, at).find(':');
-      if (at != std::string_view::npos && colon != std::string_view::npos) {
-        out.append(text.substr(i, 3 + colon + 1));
-        out += "xxxxx";
-        i = start + at;  // continues with the '@'
-        continue;
+      if (token_last_at != std::string_view::npos && token_last_at >= start) {
+        std::size_t colon = text.find(':', start);
+        if (colon < token_last_at) hidden.emplace_back(colon + 1, token_last_at);
       }
-      out.append(text.substr(i, 3));
-      i += 3;
       continue;
     }
-    if ((i == 0 || !std::isalnum(static_cast<unsigned char>(text[i - 1]))) &&
+    if (i >= value_end && (i == 0 || !std::isalnum(static_cast<unsigned char>(text[i - 1]))) &&
         text.size() - i >= 8 && ascii_lower(text.substr(i, 8)) == "password") {
       std::size_t j = i + 8;
       while (j < text.size() && text[j] == ' ') ++j;
       if (j < text.size() && text[j] == '=') {
         ++j;
         while (j < text.size() && text[j] == ' ') ++j;
-        out.append(text.substr(i, j - i));
-        out += "xxxxx";
+        const std::size_t value = j;
+        // In a URL's query the value ends at '&'; in a libpq "key=value" string only at a space
+        // ("password=ab&cd" is all password there). A quote protects spaces; what follows the
+        // closing quote up to the end of the value is hidden too ("password='ab'cd" in a query).
+        const bool in_query = i > 0 && (text[i - 1] == '?' || text[i - 1] == '&');
         if (j < text.size() && text[j] == '\'') {
           ++j;
           while (j < text.size() && text[j] != '\'') j += text[j] == '\\' ? 2 : 1;
-          i = std::min(j + 1, text.size());
-        } else {
-          while (j < text.size() && text[j] != '&' && !std::isspace(static_cast<unsigned char>(text[j]))) ++j;
-          i = j;
+          j = std::min(j + 1, text.size());
         }
-        continue;
+        while (j < text.size() && !(in_query && text[j] == '&') &&
+               !std::isspace(static_cast<unsigned char>(text[j]))) {
+          ++j;
+        }
+        hidden.emplace_back(value, j);  // empty for "password=": still shown as xxxxx
+        value_end = j;
       }
     }
-    out += text[i++];
   }
+
+  // Both rules add ranges in increasing order of where they begin, except that a password=
+  // range can begin inside an earlier "://" range: sort, then merge overlapping ones.
+  std::sort(hidden.begin(), hidden.end());
+  std::string out;
+  out.reserve(text.size());
+  std::size_t pos = 0;
+  for (std::size_t k = 0; k < hidden.size();) {
+    auto [begin, end] = hidden[k];
+    for (++k; k < hidden.size() && hidden[k].first <= end; ++k) end = std::max(end, hidden[k].second);
+    out.append(text.substr(pos, begin - pos));
+    out += "xxxxx";
+    pos = end;
+  }
+  out.append(text.substr(pos));
   return out;
 }
 

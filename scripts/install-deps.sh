@@ -10,6 +10,7 @@ packages=(
   libpqxx-dev libpq-dev libpg-query-dev libprotobuf-c-dev
   postgresql-15 postgresql-client-15
   libssl-dev
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -99,6 +99,13 @@ TEST_CASE("Url: scheme, body, x- parameters, redaction") {
   CHECK(redact_secrets("see postgres://bob@db/x and file:///tmp/a") == "see postgres://bob@db/x and file:///tmp/a");
   CHECK(redact_secrets("host=db password='it\\'s secret' user=bob").find("secret") == std::string::npos);
   CHECK(redact_secrets("PASSWORD = hunter2 x") == "PASSWORD = xxxxx x");
+  // Found by tests/fuzz/fuzz_url: a libpq value runs to a space ('&' included), a query value
+  // past its closing quote, and a URL inside an earlier query value does not hide a password=.
+  CHECK(redact_secrets("postgres:host=db password=ab&cd dbname=app") ==
+        "postgres:host=db password=xxxxx dbname=app");
+  CHECK(redact_secrets("postgres://db/app?password='ab'cd&x=1") == "postgres://db/app?password=xxxxx&x=1");
+  CHECK(redact_secrets("postgres://db/app?o=a://b:c&password=p@ss") ==
+        "postgres://db/app?o=a://b:xxxxx");
   // Linear in the text: a megabyte-long statement is fine.
   CHECK(redact_secrets(std::string(1 << 20, 'a')).size() == (1u << 20));
   CHECK(parse_bool_param("x", "TRUE"));
