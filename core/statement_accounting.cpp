@@ -38,8 +38,12 @@ std::optional<std::size_t> comment_end(std::string_view text, std::size_t i, Sql
   }
   if (text.compare(i, 2, "/*") != 0) return std::nullopt;
   if (dialect == SqlDialect::kSqlite) {
+    // SQLite's tokenizer lets an unterminated comment run to the end of the text, silently
+    // swallowing whatever follows; its own shell refuses that as incomplete input, and so does
+    // dbstep: an unterminated comment is not blank.
     std::size_t close = text.find("*/", i + 2);
-    return close == std::string_view::npos ? text.size() : close + 2;
+    if (close == std::string_view::npos) return std::nullopt;
+    return close + 2;
   }
   // PostgreSQL nests block comments and refuses an unterminated one.
   std::size_t depth = 1;

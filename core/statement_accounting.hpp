@@ -9,10 +9,12 @@
 // function as their oracle.
 //
 // Blank is judged the way each database's lexer judges it, because they differ where it matters:
-// PostgreSQL ends a `--` comment at "\r" as well as "\n" and nests `/* */` comments (an
-// unterminated one is an error); SQLite ends `--` only at "\n", does not nest, and lets an
-// unterminated `/*` run to the end of the text. Where in doubt the check is stricter than the
-// database, never looser: text it cannot prove blank counts as unaccounted.
+// PostgreSQL ends a `--` comment at "\r" as well as "\n" and nests `/* */` comments; SQLite ends
+// `--` only at "\n" and does not nest. An unterminated `/*` is never blank: PostgreSQL refuses
+// it, and SQLite, which lets it run to the end of the text (swallowing any statement after it),
+// is held to what its own shell does (it refuses the file as incomplete). Where in doubt the
+// check is stricter than the database, never looser: text it cannot prove blank counts as
+// unaccounted.
 
 #include <cstddef>
 #include <optional>

@@ -38,6 +38,14 @@ std::optional<Prepared> StatementWalk::next() {
       at_ = end;
       continue;
     }
+    if (span.end() == text.size()) {
+      // The last statement: SQLite also ends a statement at an unterminated comment, which then
+      // swallows the rest of the file. Complete means it would end at a `;` on a line of its own.
+      const std::string closed = text.substr(span.offset, span.length) + "\n;";
+      if (!sqlite3_complete(closed.c_str())) {
+        throw unaccounted_text_error(step_, unterminated_comment_at(span));
+      }
+    }
     spans_.push_back(span);
     at_ = span.end();
     return Prepared{std::move(stmt), span};
@@ -47,6 +55,30 @@ std::optional<Prepared> StatementWalk::next() {
     throw unaccounted_text_error(step_, *at);
   }
   return std::nullopt;
+}
+
+std::size_t StatementWalk::unterminated_comment_at(const TextSpan& span) const {
+  // The "/*" that never closes: scan as SQLite's tokenizer does, skipping strings and quoted
+  // names, which may hold "/*".
+  const std::string_view s = std::string_view(step_.sql).substr(span.offset, span.length);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '\'' || c == '"' || c == '`' || c == '[') {
+      const char close = c == '[' ? ']' : c;
+      const std::size_t end = s.find(close, i + 1);
+      if (end == std::string_view::npos) break;
+      i = end;
+    } else if (s.compare(i, 2, "--") == 0) {
+      const std::size_t nl = s.find('\n', i);
+      if (nl == std::string_view::npos) break;
+      i = nl;
+    } else if (s.compare(i, 2, "/*") == 0) {
+      const std::size_t end = s.find("*/", i + 2);
+      if (end == std::string_view::npos) return span.offset + i;
+      i = end + 1;
+    }
+  }
+  return span.offset;
 }
 
 bool StatementWalk::is_last(const TextSpan& span) const {
@@ -71,7 +103,14 @@ Error StatementWalk::statement_error(const TextSpan& span) const {
   e.column = pos.column;
   e.sqlstate = std::to_string(sqlite3_extended_errcode(db_));
   e.detail = sqlite3_errmsg(db_);
-  e.statement = statement_excerpt(statement, 2000);
+  // A statement SQLite could not prepare ends where SQLite stopped reading: show it through the
+  // end of its line, as a person would look for it.
+  std::size_t shown = statement.size();
+  if (offset >= span.offset) {
+    const std::size_t eol = text.find('\n', offset);
+    if (eol != std::string::npos && eol > span.end()) shown = eol - span.offset;
+  }
+  e.statement = statement_excerpt(std::string_view(text).substr(span.offset, shown), 2000);
   return e;
 }
 

@@ -58,6 +58,9 @@ class StatementWalk {
   Error statement_error(const TextSpan& span) const;
 
  private:
+  // The offset of the unterminated "/*" in `span` (the last statement), or its start.
+  std::size_t unterminated_comment_at(const TextSpan& span) const;
+
   sqlite3* db_;
   const Step& step_;
   std::size_t at_;  // where the next statement starts

@@ -103,11 +103,12 @@ TEST_CASE("accounting: first_unaccounted reads blank text as each database's lex
   const std::string cr = "-- note\rxyzzy";
   CHECK_FALSE(dbstep::first_unaccounted(cr, {}, SqlDialect::kSqlite));
   CHECK(dbstep::first_unaccounted(cr, {}, SqlDialect::kPostgres) == 8u);
-  // PostgreSQL nests block comments and an unterminated one is not blank; SQLite runs it to the end.
+  // PostgreSQL nests block comments, SQLite does not.
   CHECK(dbstep::is_blank("/* a /* b */ c */", SqlDialect::kPostgres));
   CHECK_FALSE(dbstep::is_blank("/* a /* b */ c */", SqlDialect::kSqlite));
   CHECK_FALSE(dbstep::is_blank("/* open", SqlDialect::kPostgres));
-  CHECK(dbstep::is_blank("/* open", SqlDialect::kSqlite));
+  // An unterminated one is never blank: SQLite would let it swallow the rest of the file.
+  CHECK_FALSE(dbstep::is_blank("/* open", SqlDialect::kSqlite));
   // A byte-order mark counts as blank only at the very start.
   CHECK(dbstep::is_blank("\xEF\xBB\xBF -- x\n", SqlDialect::kSqlite));
   CHECK(dbstep::first_unaccounted("; \xEF\xBB\xBF", {}, SqlDialect::kSqlite) == 2u);
@@ -205,7 +206,10 @@ TEST_CASE("accounting: the SQLite walk runs every statement or fails naming the 
        {"CREATE TABLE a (i int)", "CREATE TABLE b (i int)"}},
       {"keyword-less statement (typo)", "CREATE TABLE a (i int);\nTRUNCAT a;\n", {"CREATE TABLE a (i int)"}, 2, 1},
       {"unterminated string", "CREATE TABLE a (i int);\nINSERT INTO a VALUES ('x);\n", {"CREATE TABLE a (i int)"}, 2, 1},
-      {"unterminated comment", "CREATE TABLE a (i int);\n/* open\nCREATE TABLE b (i int);", {"CREATE TABLE a (i int)"}},
+      {"unterminated comment", "CREATE TABLE a (i int);\n/* open\nCREATE TABLE b (i int);", {"CREATE TABLE a (i int)"}, 2, 1},
+      {"statement ending in an unterminated comment", "CREATE TABLE a (i int) /* open\nCREATE TABLE b (i int);", {}, 1, 24},
+      {"unterminated-looking comment inside a string", "CREATE TABLE a (t text);\nINSERT INTO a VALUES ('/* x')",
+       {"CREATE TABLE a (t text)", "INSERT INTO a VALUES ('/* x')"}},
       {"trigger body with semicolons",
        "CREATE TABLE a (i int);\nCREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END;\n",
        {"CREATE TABLE a (i int)", "CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END"}},
