@@ -401,7 +401,8 @@ void run_corpus(Backend backend) {
         run_case(c, backend);
       } catch (const std::exception& e) {
         // Setting the case up failed (no server, a bad setup line): a failure of this case.
-        FAIL_CHECK("case ", c.name, " on ", name_of(backend), ": ", e.what());
+        const std::string what = "case " + c.name + " on " + name_of(backend) + ": " + e.what();
+        FAIL_CHECK(what);
       }
     }
   }

@@ -1,0 +1,1 @@
+CREATE TABLE good (i int);

@@ -1,0 +1,3 @@
+CREATE TABLE a (i int);
+/* never closed
+CREATE TABLE b (i int);
