@@ -126,6 +126,8 @@ class TestTarget {
   // Waits until no other client is connected (a killed dbstep's PostgreSQL session may still be
   // running what it sent), then reads everything in one transaction.
   virtual Snapshot snapshot() const = 0;
+  // Runs `sql` (one or more statements) through a connection of the test's own.
+  virtual void exec(const std::string& sql) const = 0;
 };
 
 class SqliteTarget final : public TestTarget {
@@ -171,6 +173,9 @@ class SqliteTarget final : public TestTarget {
     }
     db.exec("COMMIT");
     return s;
+  }
+  void exec(const std::string& sql) const override {
+    SQLite::Database(file_.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE).exec(sql);
   }
 
  private:
@@ -234,6 +239,7 @@ class PostgresTarget final : public TestTarget {
     c.query("COMMIT");
     return s;
   }
+  void exec(const std::string& sql) const override { PgConnection(url_).query(sql); }
 
  private:
   std::string name_, url_;
