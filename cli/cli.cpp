@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <csignal>
 #include <cstdlib>
@@ -244,35 +245,52 @@ void print_error(std::ostream& err, const Error& e, bool verbose) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Graceful stop: the first SIGINT/SIGTERM asks the run to stop after the running migration; the
-// handler then resets itself, so a second one ends the process at once (the running migration's
-// transaction is then rolled back by the database).
+// Stopping on SIGINT/SIGTERM. The first one raises the run's stop flag (MigratorOptions::stop): a
+// wait for the lock ends at once, the running migration finishes, no other starts, and the
+// command exits 128 + the signal. The second one has the library abort the running statement
+// (Migrator::interrupt: PostgreSQL's cancel request, sqlite3_interrupt), so that the migration's
+// transaction rolls back on the server instead of committing after we are gone, and ends the
+// process at once with 128 + the signal: the one exit outside run()'s return, as the default
+// action of the signal would be.
 
 std::atomic<bool> g_stop{false};
 volatile std::sig_atomic_t g_signal = 0;
+std::atomic<Migrator*> g_migrator{nullptr};  // the running command's, while its run may be going
 
 extern "C" void on_signal(int sig) {
+  // Async-signal-safe calls only: write, the atomics, Migrator::interrupt, _exit.
+  if (g_stop.exchange(true)) {
+    const char msg[] = "\nCancelling the running migration and exiting\n";
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    if (Migrator* m = g_migrator.load()) m->interrupt();
+    ::_exit(128 + sig);
+  }
   g_signal = sig;
-  g_stop.store(true);
-  const char msg[] = "\nStopping after the running migration (press Ctrl-C again to abort it)\n";
+  const char msg[] =
+      "\nStopping: a running migration finishes, no other starts (press Ctrl-C again to cancel "
+      "it)\n";
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
 class SignalScope {
  public:
-  SignalScope() {
+  explicit SignalScope(Migrator& migrator) {
     g_stop.store(false);
     g_signal = 0;
+    g_migrator.store(&migrator);
     struct sigaction sa {};
     sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
+    // One handler at a time: a SIGTERM must not interrupt the SIGINT handler half way.
     sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
   }
   ~SignalScope() {
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
+    g_migrator.store(nullptr);
   }
 
  private:
@@ -317,7 +335,8 @@ Migrator open_migrator(Context& ctx, Observer* observer) {
 
 // Reports a finished run and turns it into the exit code.
 int report(Context& ctx, const Result& r, Direction way) {
-  if (r.error) {
+  const bool stopped_waiting = r.error && r.error->code() == ErrorCode::kStopped;
+  if (r.error && !stopped_waiting) {
     if (!r.steps.empty()) {
       fmt::print(ctx.out, "{} {} migration(s) before the failure\n",
                  way == Direction::kUp ? "Applied" : "Rolled back", r.steps.size());
@@ -325,10 +344,16 @@ int report(Context& ctx, const Result& r, Direction way) {
     print_error(ctx.err, *r.error, ctx.settings.verbose);
     return kExitFailed;
   }
-  if (r.stopped) {
-    fmt::print(ctx.err, "Stopped as asked: the database is at version {}; run the command again "
-                        "to continue\n",
-               to_string(r.to));
+  if (r.stopped || stopped_waiting) {
+    if (stopped_waiting) {
+      std::string why = r.error->what();  // "stopped after 2 s waiting for the migration lock ..."
+      if (!why.empty()) why[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(why[0])));
+      fmt::print(ctx.err, "{}\n", why);
+    } else {
+      fmt::print(ctx.err, "Stopped as asked: the database is at version {}; run the command again "
+                          "to continue\n",
+                 to_string(r.to));
+    }
     return 128 + (g_signal ? static_cast<int>(g_signal) : SIGINT);
   }
   if (r.steps.empty() && r.short_by == 0) {
@@ -373,7 +398,7 @@ int cmd_migrate(Context& ctx) {
   auto count = count_arg(ctx, command, /*all_default=*/true);
   ConsoleObserver observer(ctx.out, ctx.settings.verbose);
   Migrator m = open_migrator(ctx, &observer);
-  SignalScope signals;
+  SignalScope signals(m);
   Result r = count ? m.steps(static_cast<std::int64_t>(std::min<std::uint64_t>(*count, INT64_MAX)))
                    : m.up();
   return report(ctx, r, Direction::kUp);
@@ -404,7 +429,7 @@ int cmd_rollback(Context& ctx) {
       return kExitFailed;
     }
   }
-  SignalScope signals;
+  SignalScope signals(m);
   Result r = count ? m.steps(-static_cast<std::int64_t>(std::min<std::uint64_t>(*count, INT64_MAX)))
                    : m.down();
   return report(ctx, r, Direction::kDown);
@@ -416,7 +441,7 @@ int cmd_goto(Context& ctx) {
   Version v = parse_version(pos[1], "the argument of goto");
   ConsoleObserver observer(ctx.out, ctx.settings.verbose);
   Migrator m = open_migrator(ctx, &observer);
-  SignalScope signals;
+  SignalScope signals(m);
   Result r = m.migrate_to(v);
   Direction way = !r.steps.empty() ? r.steps.front().direction : Direction::kUp;
   if (r.ok() && r.steps.empty() && !r.stopped) {
@@ -511,7 +536,7 @@ void print_help(std::ostream& os) {
              "Databases: sqlite://PATH, sqlite3://PATH, postgres://USER@HOST/DB\n"
              "Sources:   a folder path, file://DIR, embedded:// (dbstep's built-in example schema)\n"
              "Exit codes: 0 ok (nothing to do included), 1 failed, 2 usage error, 4 fewer "
-             "migrations than requested, 130 stopped by Ctrl-C\n");
+             "migrations than requested, 130/143 stopped by SIGINT/SIGTERM\n");
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 //
 // Exit codes: 0 success (nothing to do included), 1 the run failed, 2 usage error,
 // 4 fewer migrations were available than requested (those that were available were applied),
-// 130 / 143 stopped by SIGINT / SIGTERM after the running migration finished.
+// 130 / 143 stopped by SIGINT / SIGTERM: the first lets the running migration finish (or ends
+// the wait for the lock), a second cancels the running migration, which rolls back.
 
 #include <ostream>
 #include <string>

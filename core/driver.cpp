@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "core/error.hpp"
 
 namespace dbstep {
@@ -22,6 +25,18 @@ bool Driver::apply_batch(const DbState& /*expected*/, const StepFeed& /*next*/) 
               fmt::format("{} cannot run several migrations in one transaction; run without "
                           "--single-transaction",
                           describe()));
+}
+
+bool sleep_unless_stopped(std::chrono::milliseconds pause, const std::atomic<bool>* stop) {
+  constexpr std::chrono::milliseconds kSlice{20};
+  const auto until = std::chrono::steady_clock::now() + pause;
+  for (;;) {
+    if (stop && stop->load()) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return false;
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(kSlice, until - now));
+  }
 }
 
 }  // namespace dbstep

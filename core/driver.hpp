@@ -2,15 +2,18 @@
 // Driver: one open connection to one database, and everything dbstep stores in it.
 //
 // The Migrator owns its Driver (std::unique_ptr from a Registry factory) and calls it from one
-// thread. A Driver keeps golang-migrate's version table (one row: version, dirty), so databases
-// move between golang-migrate and dbstep in both directions. Every method throws dbstep::Error,
-// translated from the back end's exceptions with the context a user needs; the destructor closes
-// the connection, releases a held lock and never throws.
+// thread; the one exception is interrupt(), which may come from a signal handler or another
+// thread while the Migrator's thread is inside the driver. A Driver keeps golang-migrate's
+// version table (one row: version, dirty), so databases move between golang-migrate and dbstep
+// in both directions. Every method throws dbstep::Error, translated from the back end's
+// exceptions with the context a user needs; the destructor closes the connection, releases a
+// held lock and never throws.
 //
 // The contract that keeps databases whole is apply(): a migration's SQL and the new version
 // commit together in one transaction, and apply() refuses to run when the stored state is not the
 // one the Migrator planned from, so two processes never apply the same migration twice.
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -58,8 +61,13 @@ class Driver {
   // Excludes other dbstep and golang-migrate processes from this database for one run. Called
   // once by the Migrator before it reads the state; unlock() is called once at the end, also on
   // failure. Waits at most `timeout`, then throws Error(kLockTimeout) saying who holds the lock
-  // where the database can tell. A second lock() without unlock() throws Error(kLocked).
-  virtual void lock(std::chrono::milliseconds timeout) = 0;
+  // where the database can tell. While it waits it looks at `stop` (borrowed, may be null: the
+  // Migrator's stop flag) between attempts and every 50 ms of its pauses, and once it is true
+  // gives up and throws Error(kStopped) saying what it waited for; the lock is then not held and
+  // nothing was done. A second lock() without unlock() throws Error(kLocked).
+  virtual void lock(std::chrono::milliseconds timeout, const std::atomic<bool>* stop) = 0;
+  // lock() with no stop flag: only the timeout ends the wait.
+  void lock(std::chrono::milliseconds timeout) { lock(timeout, nullptr); }
   // Releases the lock taken by lock(). Throws Error(kLocked) when not locked.
   virtual void unlock() = 0;
 
@@ -94,6 +102,19 @@ class Driver {
 
   // How the database is named in messages, with any password hidden.
   virtual std::string describe() const = 0;
+
+  // Asks the database to abort the statement running now on this driver's connection, so that
+  // the migration apply() is running fails and its transaction rolls back (one that runs outside
+  // a transaction stays dirty). Async-signal-safe: a signal handler may call it (the CLI's
+  // second Ctrl-C does, right before the process exits), as may another thread while apply()
+  // runs. Best effort: it may arrive too late (the statement finished, or the COMMIT was
+  // already running) and then changes nothing; it never throws and never waits long. Drivers
+  // whose database offers no such request keep this default, which does nothing.
+  virtual void interrupt() noexcept {}
 };
+
+// For drivers' lock waits: sleeps for `pause`, in slices short enough to notice `stop` (which
+// may be null) within 50 ms. Returns true when the sleep ended because *stop became true.
+bool sleep_unless_stopped(std::chrono::milliseconds pause, const std::atomic<bool>* stop);
 
 }  // namespace dbstep

@@ -23,6 +23,7 @@ enum class ErrorCode {
   kDirty,               // the database is marked dirty; `force` is needed
   kLocked,              // this Migrator/driver already holds the lock
   kLockTimeout,         // another process held the lock for the whole lock timeout
+  kStopped,             // a stop request ended the wait for the lock: nothing was done
   kMigrationFailed,     // a migration's SQL failed; the fields locate the statement
   kDatabase,            // any other database failure (connecting, reading the version ...)
   kInternal,            // a bug or an unexpected exception from below

@@ -12,8 +12,9 @@ using Clock = std::chrono::steady_clock;
 // error path are swallowed: the original error is the one worth reporting.
 class LockGuard {
  public:
-  LockGuard(Driver& driver, std::chrono::milliseconds timeout) : driver_(driver) {
-    driver_.lock(timeout);
+  LockGuard(Driver& driver, std::chrono::milliseconds timeout, const std::atomic<bool>* stop)
+      : driver_(driver) {
+    driver_.lock(timeout, stop);
     held_ = true;
   }
   ~LockGuard() {
@@ -159,7 +160,7 @@ Result Migrator::run(PlanFn&& make_plan) {
       }
     }
     const auto lock_started = Clock::now();
-    LockGuard lock(*driver_, options_.lock_timeout);
+    LockGuard lock(*driver_, options_.lock_timeout, options_.stop);
     if (obs) obs->on_locked(Clock::now() - lock_started);
 
     current = driver_->state();
@@ -225,6 +226,9 @@ Result Migrator::run(PlanFn&& make_plan) {
   } catch (const std::exception& e) {
     result.error = Error(ErrorCode::kInternal, fmt::format("unexpected error: {}", e.what()));
   }
+  // A stop that came during the last migration (or during the lock wait) left nothing planned
+  // undone, yet the caller asked to stop and must learn that it was heard.
+  if (options_.stop && options_.stop->load()) result.stopped = true;
   result.to = have_state ? current.version : OptVersion{};
   if (!have_state) result.from = std::nullopt;
   result.duration = Clock::now() - started;
@@ -311,13 +315,13 @@ Result Migrator::migrate_to(Version v) {
 }
 
 void Migrator::force(OptVersion v) {
-  LockGuard lock(*driver_, options_.lock_timeout);
+  LockGuard lock(*driver_, options_.lock_timeout, options_.stop);
   driver_->set_state(DbState{v, false});
   lock.release();
 }
 
 void Migrator::drop() {
-  LockGuard lock(*driver_, options_.lock_timeout);
+  LockGuard lock(*driver_, options_.lock_timeout, options_.stop);
   driver_->drop();
   lock.release();
 }

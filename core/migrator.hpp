@@ -9,9 +9,10 @@
 // error, so a caller always knows where the database stands. Constructors and the other methods
 // throw dbstep::Error.
 //
-// A Migrator is used from one thread at a time. The Observer and the stop flag are borrowed and
-// must outlive the Migrator. Several processes may run Migrators on one database at once: the
-// driver's lock and apply()'s state check make each migration run exactly once.
+// A Migrator is used from one thread at a time (interrupt() excepted). The Observer and the stop
+// flag are borrowed and must outlive the Migrator. Several processes may run Migrators on one
+// database at once: the driver's lock and apply()'s state check make each migration run exactly
+// once.
 
 #include <atomic>
 #include <chrono>
@@ -45,7 +46,10 @@ struct Result {
   OptVersion to;                   // the version after the run (also after a failure)
   std::chrono::nanoseconds duration{0};
   std::uint64_t short_by = 0;      // a count was requested and this many were not available
-  bool stopped = false;            // a stop was requested and planned steps were left
+  // A stop request (MigratorOptions::stop) arrived during the run: the running migration
+  // finished and no other started (planned steps may remain, or none). A stop while waiting for
+  // the lock also sets `error` (code kStopped): nothing was read or applied.
+  bool stopped = false;
   bool concurrent = false;         // another process moved the database during the run
   std::optional<Error> error;      // the failure, if the run failed; steps before it stay applied
   bool ok() const { return !error.has_value(); }
@@ -69,8 +73,8 @@ class Observer {
 
 struct MigratorOptions {
   std::chrono::milliseconds lock_timeout{15000};
-  // Checked before each migration: when true, the run stops there (the running migration always
-  // finishes). Borrowed.
+  // Checked while waiting for the lock (the wait ends at once) and before each migration (the
+  // running migration always finishes; interrupt() is the way to abort it). Borrowed.
   const std::atomic<bool>* stop = nullptr;
   Observer* observer = nullptr;  // borrowed
   // Apply the whole plan in one transaction: every migration and the version update commit
@@ -98,6 +102,12 @@ class Migrator {
   void force(OptVersion v);
   // Removes everything in the database (Driver::drop). Takes the lock.
   void drop();
+
+  // Aborts the statement the run is executing now (Driver::interrupt): its migration fails and
+  // rolls back. Async-signal-safe, and callable from another thread while a run is in progress;
+  // best effort (a statement about to finish may still commit). Pair it with the stop flag so
+  // that no further migration starts.
+  void interrupt() noexcept { driver_->interrupt(); }
 
   DbState state();                  // no lock taken
   std::vector<PlannedStep> pending();   // what up() would apply now

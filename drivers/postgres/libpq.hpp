@@ -13,8 +13,9 @@ namespace dbstep::drivers {
 
 // Every libpq function the PostgreSQL driver calls.
 #define DBSTEP_LIBPQ_FUNCTIONS(X)                                                               \
-  X(PQclear) X(PQcmdTuples) X(PQconndefaults) X(PQconnectdbParams) X(PQconninfoFree)           \
-  X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQexec) X(PQexecParams)         \
+  X(PQcancel) X(PQclear) X(PQcmdTuples) X(PQconndefaults) X(PQconnectdbParams)                \
+  X(PQconninfoFree) X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQexec)       \
+  X(PQexecParams) X(PQfreeCancel) X(PQgetCancel)                                               \
   X(PQexitPipelineMode) X(PQfinish) X(PQflush) X(PQfreemem) X(PQgetCopyData) X(PQgetResult)   \
   X(PQgetisnull) X(PQgetvalue) X(PQntuples) X(PQpipelineSync) X(PQputCopyEnd)                 \
   X(PQresultErrorField) X(PQresultErrorMessage) X(PQresultStatus) X(PQsendQueryParams)        \

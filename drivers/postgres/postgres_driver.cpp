@@ -126,6 +126,11 @@ struct ConnDeleter {
 };
 using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
 
+struct CancelDeleter {
+  void operator()(PGcancel* c) const noexcept { pq().PQfreeCancel(c); }
+};
+using CancelPtr = std::unique_ptr<PGcancel, CancelDeleter>;
+
 // A failed command, with the server's fields (empty when the failure was on the client side,
 // e.g. a lost connection).
 struct SqlFailure {
@@ -497,7 +502,8 @@ class PostgresDriver final : public Driver {
   PostgresDriver(const PostgresDriver&) = delete;
   PostgresDriver& operator=(const PostgresDriver&) = delete;
 
-  void lock(milliseconds timeout) override;
+  using Driver::lock;
+  void lock(milliseconds timeout, const std::atomic<bool>* stop) override;
   void unlock() override;
   DbState state() override;
   bool apply(const Step& step, const DbState& expected) override;
@@ -505,6 +511,7 @@ class PostgresDriver final : public Driver {
   void set_state(const DbState& state) override;
   void drop() override;
   std::string describe() const override { return described_; }
+  void interrupt() noexcept override;
 
  private:
   // Hides every password this driver knows of in `text`.
@@ -547,14 +554,23 @@ class PostgresDriver final : public Driver {
   Error migration_error(const Step& step, const Statement* st, const SqlFailure& f,
                         std::string_view at = "") const;
 
-  void lock_advisory(milliseconds timeout);
-  void lock_table(milliseconds timeout);
+  void lock_advisory(milliseconds timeout, const std::atomic<bool>* stop);
+  void lock_table(milliseconds timeout, const std::atomic<bool>* stop);
+  // Who holds advisory lock `key`, and how to end that session, as far as pg_locks can tell.
+  std::string advisory_holder(std::uint32_t key);
   [[noreturn]] void advisory_timeout(milliseconds waited, std::uint32_t key);
+  // Error(kStopped) for a lock wait ended by the stop flag; `lock` names the lock, `holder` who
+  // holds it.
+  [[noreturn]] void lock_wait_stopped(milliseconds waited, std::string_view lock,
+                                      std::string_view holder) const;
 
   Config cfg_;
   ConnectSpec spec_;
   std::string described_;
   ConnPtr conn_;
+  // interrupt()'s cancel request for conn_, made once the connection is up: PQcancel on it is
+  // async-signal-safe, where PQgetCancel is not.
+  CancelPtr cancel_;
   std::string database_;      // current_database()
   std::string schema_;        // current_schema()
   std::string table_schema_;  // where the version table lives: schema_ or the quoted one
@@ -579,6 +595,7 @@ PostgresDriver::PostgresDriver(const Url& url, Config config)
     throw Error(ErrorCode::kDatabase,
                 fmt::format("cannot connect to PostgreSQL at {}: {}", described_, scrub(why)));
   }
+  cancel_.reset(pq().PQgetCancel(conn_.get()));
   // Notices (NOTICE: ... does not exist, skipping) are not dbstep's output.
   pq().PQsetNoticeProcessor(
       conn_.get(), [](void*, const char*) {}, nullptr);
@@ -680,7 +697,7 @@ void PostgresDriver::rollback_quietly() noexcept {
 // ---------------------------------------------------------------------------------------------
 // Lock.
 
-void PostgresDriver::lock(milliseconds timeout) {
+void PostgresDriver::lock(milliseconds timeout, const std::atomic<bool>* stop) {
   if (locked_) {
     throw Error(ErrorCode::kLocked,
                 fmt::format("{} is already locked by this process", described_));
@@ -688,14 +705,33 @@ void PostgresDriver::lock(milliseconds timeout) {
   milliseconds wait = cfg_.lock_timeout.value_or(timeout);
   if (wait.count() < 0) wait = milliseconds(0);
   if (cfg_.lock_strategy == LockStrategy::kAdvisory) {
-    lock_advisory(wait);
+    lock_advisory(wait, stop);
   } else {
-    lock_table(wait);
+    lock_table(wait, stop);
   }
   locked_ = true;
 }
 
-void PostgresDriver::lock_advisory(milliseconds timeout) {
+void PostgresDriver::interrupt() noexcept {
+  // Asks the postmaster, over a connection of its own, to cancel whatever conn_'s backend is
+  // running. A migration's statements already sit in the server's input (one pipeline), so
+  // closing our end alone would not stop them: the cancel fails the running statement, which
+  // aborts the transaction, and the rest of the pipeline, COMMIT included, is skipped.
+  if (PGcancel* cancel = cancel_.get()) {
+    char errbuf[256];  // a local buffer: what makes PQcancel safe in a signal handler
+    [[maybe_unused]] int sent = pq().PQcancel(cancel, errbuf, sizeof errbuf);
+  }
+}
+
+void PostgresDriver::lock_wait_stopped(milliseconds waited, std::string_view lock,
+                                       std::string_view holder) const {
+  throw Error(ErrorCode::kStopped,
+              scrub(fmt::format("stopped after {} waiting for the migration lock ({}) on {}: "
+                                "nothing was applied; {}",
+                                format_duration(waited), lock, described_, holder)));
+}
+
+void PostgresDriver::lock_advisory(milliseconds timeout, const std::atomic<bool>* stop) {
   // Polled with pg_try_advisory_lock in autocommit, never waited for inside a statement: a
   // session blocked in pg_advisory_lock holds a snapshot, and a CREATE INDEX CONCURRENTLY run by
   // the lock's holder waits for every older snapshot, so the two would deadlock.
@@ -724,13 +760,17 @@ void PostgresDriver::lock_advisory(milliseconds timeout) {
     if (now >= deadline) {
       advisory_timeout(std::chrono::duration_cast<milliseconds>(now - started), *missing);
     }
-    std::this_thread::sleep_for(
-        std::min(pause, std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1)));
+    if (sleep_unless_stopped(std::min(pause, std::chrono::duration_cast<milliseconds>(
+                                                 deadline - now) + milliseconds(1)),
+                             stop)) {
+      lock_wait_stopped(std::chrono::duration_cast<milliseconds>(Clock::now() - started),
+                        fmt::format("advisory lock {}", *missing), advisory_holder(*missing));
+    }
     pause = std::min(pause * 2, milliseconds(200));
   }
 }
 
-void PostgresDriver::advisory_timeout(milliseconds waited, std::uint32_t key) {
+std::string PostgresDriver::advisory_holder(std::uint32_t key) {
   std::string holder = "another session holds it";
   auto [r, failed] = run_params(
       conn_.get(),
@@ -764,14 +804,18 @@ void PostgresDriver::advisory_timeout(milliseconds waited, std::uint32_t key) {
         "it with SELECT pg_terminate_backend({})",
         pid, fmt::join(facts, ", "), pid);
   }
+  return holder;
+}
+
+void PostgresDriver::advisory_timeout(milliseconds waited, std::uint32_t key) {
   Error e(ErrorCode::kLockTimeout,
           scrub(fmt::format("timed out after {} waiting for the migration lock (advisory lock {}) "
                             "on {}: {}",
-                            format_duration(waited), key, described_, holder)));
+                            format_duration(waited), key, described_, advisory_holder(key))));
   throw e;
 }
 
-void PostgresDriver::lock_table(milliseconds timeout) {
+void PostgresDriver::lock_table(milliseconds timeout, const std::atomic<bool>* stop) {
   const auto started = Clock::now();
   const auto deadline = started + timeout;
   auto left_ms = [&] {
@@ -787,8 +831,13 @@ void PostgresDriver::lock_table(milliseconds timeout) {
                                                     left_ms(), lock_table_name()));
     if (!failed) break;
     rollback_quietly();
-    // Two processes creating it at once: one loses on the catalog's unique index; look again.
-    if ((failed->sqlstate == "23505" || failed->sqlstate == "42P07") && attempt < 3) continue;
+    // Two processes creating it at once: one loses on the catalog's unique index, on the table
+    // (42P07) or on its row type (42710 "type ... already exists"); look again.
+    if ((failed->sqlstate == "23505" || failed->sqlstate == "42P07" ||
+         failed->sqlstate == "42710") &&
+        attempt < 3) {
+      continue;
+    }
     if (failed->sqlstate == "55P03" || Clock::now() >= deadline) break;  // reported below
     fail(fmt::format("creating the lock table {}", lock_table_name()), *failed);
   }
@@ -810,8 +859,14 @@ void PostgresDriver::lock_table(milliseconds timeout) {
       fail("taking the migration lock", *failed);
     }
     if (Clock::now() >= deadline) break;
-    std::this_thread::sleep_for(
-        std::min(pause, std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
+    if (sleep_unless_stopped(
+            std::min(pause, std::chrono::duration_cast<milliseconds>(deadline - Clock::now())),
+            stop)) {
+      lock_wait_stopped(std::chrono::duration_cast<milliseconds>(Clock::now() - started),
+                        fmt::format("lock table {}", lock_table_name()),
+                        fmt::format("another process holds lock_id {}",
+                                    fmt::join(lock_keys_, ", ")));
+    }
     pause = std::min(pause * 2, milliseconds(500));
   }
   std::string ids = fmt::format("{}", fmt::join(lock_keys_, ", "));

@@ -151,11 +151,13 @@ class SqliteDriver final : public Driver {
  public:
   explicit SqliteDriver(const Url& url);
   ~SqliteDriver() override {
+    interruptible_.store(nullptr);
     finalize_statements();
     release_lock_file();
   }
 
-  void lock(std::chrono::milliseconds timeout) override;
+  using Driver::lock;
+  void lock(std::chrono::milliseconds timeout, const std::atomic<bool>* stop) override;
   void unlock() override;
   DbState state() override;
   bool apply(const Step& step, const DbState& expected) override;
@@ -163,6 +165,12 @@ class SqliteDriver final : public Driver {
   void set_state(const DbState& state) override;
   void drop() override;
   std::string describe() const override { return fmt::format("SQLite database {}", path_); }
+  void interrupt() noexcept override {
+    // sqlite3_interrupt() only sets a flag the running statement polls (SQLite documents it as
+    // safe from another thread); the statement then fails with SQLITE_INTERRUPT and run_file()
+    // reports it like any other failure, so the migration's transaction rolls back.
+    if (sqlite3* db = interruptible_.load()) sqlite3_interrupt(db);
+  }
 
  private:
   sqlite3* handle() const { return db_->getHandle(); }
@@ -212,6 +220,8 @@ class SqliteDriver final : public Driver {
   bool table_ready_ = false;
   bool file_committed_ = false;  // run_file() outside a transaction: a statement was committed
   std::unique_ptr<SQLite::Database> db_;
+  // db_'s handle while it is open, for interrupt() from another thread or a signal handler.
+  std::atomic<sqlite3*> interruptible_{nullptr};
   // Declared after db_, so that they are finalized before it closes even without the destructor.
   CachedStatement select_state_;
   CachedStatement delete_state_;
@@ -305,6 +315,7 @@ bool SqliteDriver::open_connection(bool create) {
     db_ = std::make_unique<SQLite::Database>(filename_, flags_);
     db_->setBusyTimeout(busy_ms_);
     for (const auto& p : pragmas_) db_->exec(p);
+    interruptible_.store(db_->getHandle());
   } catch (const SQLite::Exception& e) {
     finalize_statements();
     db_.reset();
@@ -367,7 +378,7 @@ void SqliteDriver::rollback_quietly() noexcept {
   if (!sqlite3_get_autocommit(handle())) sqlite3_exec(handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
-void SqliteDriver::lock(std::chrono::milliseconds timeout) {
+void SqliteDriver::lock(std::chrono::milliseconds timeout, const std::atomic<bool>* stop) {
   // SQLite has no lock that outlives a transaction, so a run's lock is an exclusive flock() on
   // a file beside the database, <db>.dbstep-lock (left in place: deleting a lock file races with
   // its next user). It keeps a second dbstep process from reading the state while this one runs
@@ -385,23 +396,34 @@ void SqliteDriver::lock(std::chrono::milliseconds timeout) {
     const std::string lock_path = path_ + ".dbstep-lock";
     int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) {
-      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      const auto started = std::chrono::steady_clock::now();
+      const auto deadline = started + timeout;
+      // Closes fd and says who holds the lock (the holder writes its pid into the file).
+      auto give_up = [&] {
+        char holder[32] = {};
+        [[maybe_unused]] auto n = ::pread(fd, holder, sizeof holder - 1, 0);
+        ::close(fd);
+        std::string pid(holder);
+        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+        return fmt::format("{} holds {}", pid.empty() ? "another process" : "process " + pid,
+                           lock_path);
+      };
       auto pause = std::chrono::milliseconds(2);
       while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK && errno != EINTR) break;  // no flock here: the state check remains
         if (std::chrono::steady_clock::now() >= deadline) {
-          char holder[32] = {};
-          [[maybe_unused]] auto n = ::pread(fd, holder, sizeof holder - 1, 0);
-          ::close(fd);
-          std::string pid(holder);
-          while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
           throw Error(ErrorCode::kLockTimeout,
-                      fmt::format("timed out after {} ms waiting for the migration lock on {}: "
-                                  "{} holds {}",
-                                  timeout.count(), describe(),
-                                  pid.empty() ? "another process" : "process " + pid, lock_path));
+                      fmt::format("timed out after {} ms waiting for the migration lock on {}: {}",
+                                  timeout.count(), describe(), give_up()));
         }
-        std::this_thread::sleep_for(pause);
+        if (sleep_unless_stopped(pause, stop)) {
+          const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - started);
+          throw Error(ErrorCode::kStopped,
+                      fmt::format("stopped after {} ms waiting for the migration lock on {}: "
+                                  "nothing was applied; {}",
+                                  waited.count(), describe(), give_up()));
+        }
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
       }
       // Say who holds it, for the next process's timeout message.

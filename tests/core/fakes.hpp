@@ -51,8 +51,12 @@ inline std::map<std::string, std::string> gm_fixture() {
 
 class FakeDriver final : public Driver {
  public:
-  void lock(std::chrono::milliseconds timeout) override {
+  using Driver::lock;
+  void lock(std::chrono::milliseconds timeout, const std::atomic<bool>* stop) override {
     if (locked) throw Error(ErrorCode::kLocked, "already locked");
+    if (held_elsewhere && stop && stop->load()) {
+      throw Error(ErrorCode::kStopped, "stopped while waiting for the lock: nothing was applied");
+    }
     if (held_elsewhere) {
       throw Error(ErrorCode::kLockTimeout,
                   fmt::format("timeout: can't acquire database lock within {} ms",

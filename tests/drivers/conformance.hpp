@@ -19,6 +19,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -357,7 +358,7 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
             if (take_lock) driver->unlock();
           } catch (const std::exception& e) {
             applied = -100;
-            MESSAGE(e.what());
+            INFO(std::string(e.what()));
           }
         });
       }
@@ -376,5 +377,53 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
                DbState{2, false}, false) == 1);
     CHECK(fx.query_int("SELECT COUNT(*) FROM counter WHERE n = 3") == 1);
     CHECK(fx.open()->state() == DbState{3, false});
+  }
+
+  SUBCASE("a stop request ends a wait for the lock at once, and the lock is not taken") {
+    auto holder = fx.open();
+    holder->lock(5s);
+    auto waiter = fx.open();
+    std::atomic<bool> stop{false};
+    std::thread stopper([&] {
+      std::this_thread::sleep_for(300ms);
+      stop = true;
+    });
+    const auto started = std::chrono::steady_clock::now();
+    auto e = capture_error([&] { waiter->lock(30s, &stop); });
+    const auto waited = std::chrono::steady_clock::now() - started;
+    stopper.join();
+    CHECK(e.code() == ErrorCode::kStopped);
+    CHECK(waited < 3s);
+    CHECK(std::string(e.what()).find("waiting for the migration lock") != std::string::npos);
+    CHECK(std::string(e.what()).find("nothing was applied") != std::string::npos);
+    holder->unlock();
+    // The stop flag matters only while waiting; the stopped wait left nothing held.
+    waiter->lock(5s, &stop);
+    waiter->unlock();
+  }
+
+  SUBCASE("interrupt() from another thread fails the running migration, which rolls back") {
+    auto d = fx.open();
+    d->apply(up_step(1, "CREATE TABLE first (x int);"), none);
+    // Seconds of work in one statement, the same SQL on both databases.
+    const Step slow = up_step(2,
+                              "CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                              "SELECT x + 1 FROM c WHERE x < 10000000) SELECT count(*) AS n FROM c;");
+    std::thread interrupter([&] {
+      std::this_thread::sleep_for(300ms);
+      d->interrupt();
+    });
+    const auto started = std::chrono::steady_clock::now();
+    auto e = capture_error([&] { d->apply(slow, DbState{1, false}); });
+    const auto took = std::chrono::steady_clock::now() - started;
+    interrupter.join();
+    INFO(std::string(e.what()));
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(took < 1500ms);
+    CHECK_FALSE(fx.table_exists("slow"));
+    CHECK(d->state() == DbState{1, false});
+    // The connection works on.
+    CHECK(d->apply(up_step(2, "CREATE TABLE quick (x int);"), DbState{1, false}));
+    CHECK(d->state() == DbState{2, false});
   }
 }
