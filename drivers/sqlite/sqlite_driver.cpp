@@ -10,6 +10,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -325,9 +326,20 @@ bool SqliteDriver::open_connection(bool create) {
   return true;
 }
 
+// SQLite's message, with the operating system's reason for an I/O error ("disk I/O error: File
+// too large" under a file-size limit, "No space left on device" on a full disk).
+std::string sqlite_message(sqlite3* db, std::string_view message) {
+  const int rc = sqlite3_extended_errcode(db) & 0xff;
+  const int sys = sqlite3_system_errno(db);
+  if ((rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_CANTOPEN) && sys != 0) {
+    return fmt::format("{} ({})", message, std::strerror(sys));
+  }
+  return std::string(message);
+}
+
 Error SqliteDriver::database_error(std::string_view what) const {
-  Error e(ErrorCode::kDatabase,
-          fmt::format("{} in {}: {}", what, describe(), sqlite3_errmsg(handle())));
+  Error e(ErrorCode::kDatabase, fmt::format("{} in {}: {}", what, describe(),
+                                            sqlite_message(handle(), sqlite3_errmsg(handle()))));
   e.sqlstate = std::to_string(sqlite3_extended_errcode(handle()));
   return e;
 }
@@ -335,7 +347,7 @@ Error SqliteDriver::database_error(std::string_view what) const {
 void SqliteDriver::exec(const std::string& sql, std::string_view what) {
   char* message = nullptr;
   if (sqlite3_exec(handle(), sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
-    std::string text = message ? message : "unknown error";
+    std::string text = sqlite_message(handle(), message ? message : "unknown error");
     sqlite3_free(message);
     Error e(ErrorCode::kDatabase, fmt::format("{} in {}: {}", what, describe(), text));
     e.sqlstate = std::to_string(sqlite3_extended_errcode(handle()));

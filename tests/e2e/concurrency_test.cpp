@@ -98,18 +98,15 @@ TEST_CASE("e2e concurrency postgres: 16 processes migrating one new database app
 }
 
 // The lock table is made before the race here: the processes race for its row only. Racing to
-// create it is the next case, skipped for a bug.
+// create it is the next case.
 TEST_CASE("e2e concurrency postgres: 16 processes with x-lock-strategy=table apply each migration exactly once") {
   race(DriverKind::kPostgres, std::vector<std::string>(kTrials, "x-lock-strategy=table"),
        "CREATE TABLE schema_lock (lock_id BIGINT NOT NULL PRIMARY KEY)");
 }
 
-// BUG (drivers/postgres, PostgresDriver::lock_table): processes racing to create the lock table
-// with CREATE TABLE IF NOT EXISTS lose with SQLSTATE 42710 (type "schema_lock" already exists:
-// the table's row type), which the retry there does not cover (only 23505 and 42P07); the loser
-// exits 1 with `error: creating the lock table "public"."schema_lock" ... (SQLSTATE 42710)`.
-// About one trial in 15 here. Remove the skip once it is fixed.
-TEST_CASE("e2e concurrency postgres: 16 processes with x-lock-strategy=table on a new database all exit 0" *
-          doctest::skip()) {
+// Processes racing to create the lock table with CREATE TABLE IF NOT EXISTS: the losers used to
+// fail with SQLSTATE 42710 (type "schema_lock" already exists: the table's row type), about one
+// trial in 15, and exit 1. They now look again.
+TEST_CASE("e2e concurrency postgres: 16 processes with x-lock-strategy=table on a new database all exit 0") {
   race(DriverKind::kPostgres, std::vector<std::string>(2 * kTrials, "x-lock-strategy=table"));
 }
