@@ -16,9 +16,12 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "core/history.hpp"
 #include "core/migration.hpp"
 #include "core/version.hpp"
 
@@ -42,6 +45,10 @@ struct Step {
   std::string identifier;  // "create_users"
   std::string file;        // "1_create_users.up.sql"; empty when there is no file that way
   std::string sql;         // the file's bytes, as read; empty when there is no file
+  // The history row to append with the step (core/history.hpp), in the step's own transaction:
+  // the driver sets its duration (from the step's start to the append) and may take applied_at
+  // from the database's clock. None: the step leaves no history row.
+  std::optional<HistoryRow> history;
   bool has_file() const { return !file.empty(); }
 };
 
@@ -94,6 +101,26 @@ class Driver {
 
   // Stores `state` as is, without running SQL (`force`). {none, clean} leaves the table empty.
   virtual void set_state(const DbState& state) = 0;
+
+  // History (core/history.hpp). apply() and apply_batch() append each step's Step::history row
+  // in the step's transaction; on the dirty protocol's path the row goes with the final "clean"
+  // write, and a failure that leaves the database dirty appends a copy of the row with kind
+  // kFailed. The history table is created on the first write that appends to it, under the lock,
+  // never by a read.
+  //
+  // The rows in the order they were written, without their down SQL (HistoryRow::down_stored
+  // says whether there is one); nullopt when the database has no history table. Read-only.
+  // Throws Error(kDatabase) naming the table for a table of another shape or a malformed row.
+  // Drivers without history keep the default: nullopt.
+  virtual std::optional<std::vector<HistoryRow>> history() { return std::nullopt; }
+  // The down SQL stored by the latest up row of `version` (applied, baseline or repaired), or
+  // nullopt. Read-only.
+  virtual std::optional<std::string> stored_down(Version /*version*/) { return std::nullopt; }
+  // set_state() and the `rows` appended, in one transaction (force, baseline, repair). The
+  // default, for drivers without history, only sets the state.
+  virtual void record_state(const DbState& state, const std::vector<HistoryRow>& /*rows*/) {
+    set_state(state);
+  }
 
   // Removes everything in the database (schema) that dbstep can reach: tables, views, indexes,
   // triggers, and for servers sequences, types, functions. The version table goes too and is
