@@ -14,6 +14,7 @@ const char* to_string(ErrorCode code) {
     case ErrorCode::kLocked: return "locked";
     case ErrorCode::kLockTimeout: return "lock timeout";
     case ErrorCode::kStopped: return "stopped";
+    case ErrorCode::kValidation: return "validation failed";
     case ErrorCode::kMigrationFailed: return "migration failed";
     case ErrorCode::kDatabase: return "database error";
     case ErrorCode::kInternal: return "internal error";

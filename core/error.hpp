@@ -24,6 +24,7 @@ enum class ErrorCode {
   kLocked,              // this Migrator/driver already holds the lock
   kLockTimeout,         // another process held the lock for the whole lock timeout
   kStopped,             // a stop request ended the wait for the lock: nothing was done
+  kValidation,          // applied migrations' files were edited (migrate refuses; see validate)
   kMigrationFailed,     // a migration's SQL failed; the fields locate the statement
   kDatabase,            // any other database failure (connecting, reading the version ...)
   kInternal,            // a bug or an unexpected exception from below

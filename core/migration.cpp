@@ -84,6 +84,15 @@ MigrationIndex MigrationIndex::build(const std::vector<std::string>& names,
   return index;
 }
 
+void MigrationIndex::add_from_history(Version v, std::string identifier) {
+  auto at = std::lower_bound(entries_.begin(), entries_.end(), v,
+                             [](const Entry& e, Version x) { return e.version < x; });
+  if (at != entries_.end() && at->version == v) return;
+  Entry e{v, std::nullopt, std::nullopt};
+  e.history_identifier = std::move(identifier);
+  entries_.insert(at, std::move(e));
+}
+
 OptVersion MigrationIndex::first() const {
   if (entries_.empty()) return std::nullopt;
   return entries_.front().version;

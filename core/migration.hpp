@@ -37,8 +37,13 @@ class MigrationIndex {
     Version version = 0;
     std::optional<MigrationFile> up;
     std::optional<MigrationFile> down;
+    // Known only from the database's history (its files are gone from the source; its down
+    // SQL is stored there): see add_from_history().
+    std::optional<std::string> history_identifier;
     // The identifier to show for this version: the up file's, else the down file's.
-    const std::string& identifier() const { return up ? up->identifier : down->identifier; }
+    const std::string& identifier() const {
+      return up ? up->identifier : down ? down->identifier : *history_identifier;
+    }
   };
 
   MigrationIndex() = default;
@@ -46,6 +51,12 @@ class MigrationIndex {
   // errors. Throws Error(kDuplicateMigration) naming both files when two files share a version
   // and direction.
   static MigrationIndex build(const std::vector<std::string>& names, std::string_view where);
+
+  // Adds version `v`, whose files are gone from the source but whose down SQL the history
+  // stores, so that a rollback can be planned across it. Only for planning a move down: moving
+  // up across such an entry would record the version without running anything. No-op when the
+  // index has `v`.
+  void add_from_history(Version v, std::string identifier);
 
   bool empty() const { return entries_.empty(); }
   // The source as build() was told to name it ("folder ./migrations"), for messages.

@@ -2,51 +2,16 @@
 
 #include <fmt/format.h>
 
+#include "core/checksum.hpp"
+#include "core/run_lock.hpp"
+
 namespace dbstep {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Holds the driver's lock for one run; releases it on every path. unlock() failures on the
-// error path are swallowed: the original error is the one worth reporting.
-class LockGuard {
- public:
-  LockGuard(Driver& driver, std::chrono::milliseconds timeout, const std::atomic<bool>* stop)
-      : driver_(driver) {
-    driver_.lock(timeout, stop);
-    held_ = true;
-  }
-  ~LockGuard() {
-    if (held_) {
-      try {
-        driver_.unlock();
-      } catch (...) {
-      }
-    }
-  }
-  void release() {
-    held_ = false;
-    driver_.unlock();
-  }
-  LockGuard(const LockGuard&) = delete;
-  LockGuard& operator=(const LockGuard&) = delete;
-
- private:
-  Driver& driver_;
-  bool held_ = false;
-};
-
-Error dirty_error(const Driver& driver, const DbState& state) {
-  Error e(ErrorCode::kDirty,
-          fmt::format("{} is dirty at version {}: a migration that ran outside a transaction failed "
-                      "part way, so its changes may be half applied. Repair the schema by hand, "
-                      "then record the version it is really at with `dbstep force VERSION` "
-                      "(golang-migrate: \"Dirty database version {}. Fix and force version.\")",
-                      driver.describe(), to_string(state.version), to_string(state.version)));
-  e.version = state.version;
-  return e;
-}
+using detail::dirty_error;
+using detail::LockGuard;
 
 Error with_message(const Error& from, std::string message) {
   Error e(from.code(), message);
@@ -123,17 +88,61 @@ Step Migrator::make_step(const PlannedStep& planned) {
   step.target = planned.target;
   step.direction = planned.direction;
   step.identifier = planned.identifier;
-  const auto* entry = index_.find(planned.version);
-  const auto& file = planned.direction == Direction::kUp ? entry->up : entry->down;
+  const auto* entry = index_.find(planned.version);  // nullptr: known only from the history
+  static const std::optional<MigrationFile> kNoFile;
+  const auto& file = !entry ? kNoFile : planned.direction == Direction::kUp ? entry->up : entry->down;
   if (file) {
     step.file = file->name;
     step.sql = source_->read(file->name);
   }
+  if (planned.direction == Direction::kDown) {
+    // The down SQL stored in the history when the up ran: used when the down file is gone (a
+    // branch switched, a file deleted), mentioned when the file differs from it (the file wins:
+    // it may be a fix).
+    std::optional<std::string> stored = driver_->stored_down(planned.version);
+    Observer* obs = options_.observer;
+    if (!file && stored) {
+      step.file = fmt::format("{}_{}.down.sql, as stored in the history", planned.version,
+                              planned.identifier);
+      step.sql = std::move(*stored);
+      if (obs) {
+        obs->on_notice(fmt::format("migration {} has no down file in {}: rolling it back with the "
+                                   "down SQL stored when it was applied",
+                                   planned.version, source_name_));
+      }
+    } else if (file && stored && migration_checksum(*stored) != migration_checksum(step.sql)) {
+      if (obs) {
+        obs->on_notice(fmt::format("{} differs from the down SQL stored when migration {} was "
+                                   "applied; running the file",
+                                   file->name, planned.version));
+      }
+    }
+  }
+  step.history = history_row(step);
   return step;
 }
 
+std::optional<HistoryRow> Migrator::history_row(const Step& step) {
+  if (!options_.record_history) return std::nullopt;
+  if (applied_by_.empty()) applied_by_ = current_user_at_host();
+  HistoryRow row;
+  row.version = step.version;
+  row.identifier = step.identifier;
+  row.direction = step.direction;
+  row.kind = HistoryKind::kApplied;
+  if (step.has_file()) row.checksum = migration_checksum(step.sql);
+  if (step.direction == Direction::kUp) {
+    const auto* entry = index_.find(step.version);
+    if (entry && entry->down) row.down_sql = source_->read(entry->down->name);
+  }
+  row.applied_at = format_utc(std::chrono::system_clock::now());
+  row.applied_by = applied_by_;
+  row.dbstep_version = dbstep_release();
+  return row;
+}
+
 template <typename PlanFn>
-Result Migrator::run(PlanFn&& make_plan) {
+Result Migrator::run(PlanFn&& make_plan, bool up) {
   Result result;
   const auto started = Clock::now();
   Observer* obs = options_.observer;
@@ -151,7 +160,13 @@ Result Migrator::run(PlanFn&& make_plan) {
         } catch (const Error&) {
           // Reported under the lock, from a state read there.
         }
-        if (quick && quick->steps.empty() && quick->short_by == 0) {
+        // Nothing pending above the current version; but pending migrations below it (merged
+        // from another branch) are reported, and with out_of_order they are work to do.
+        std::vector<Version> below;
+        if (up && quick && quick->steps.empty() && seen.version) below = out_of_order(seen);
+        if (quick && quick->steps.empty() && quick->short_by == 0 &&
+            (below.empty() || !options_.out_of_order)) {
+          report_out_of_order(below);
           result.from = result.to = seen.version;
           result.duration = Clock::now() - started;
           if (obs) obs->on_plan(*quick);
@@ -169,6 +184,12 @@ Result Migrator::run(PlanFn&& make_plan) {
     if (current.dirty) throw dirty_error(*driver_, current);
 
     Plan plan = make_plan(current.version);
+    if (plan.steps.empty() ? up : plan.steps.front().direction == Direction::kUp) {
+      // Before anything runs: edited files stop the run; pending migrations below the current
+      // version are reported, or run first with out_of_order.
+      std::vector<PlannedStep> below = check_before_up(current);
+      plan.steps.insert(plan.steps.begin(), below.begin(), below.end());
+    }
     result.short_by = plan.short_by;
     result.steps.reserve(plan.steps.size());
     if (obs) obs->on_plan(plan);
@@ -287,11 +308,29 @@ bool Migrator::run_batch(const Plan& plan, DbState& current, Result& result) {
 }
 
 Result Migrator::up() {
-  return run([&](OptVersion from) { return plan_up(index_, from, std::nullopt, source_name_); });
+  return run([&](OptVersion from) { return plan_up(index_, from, std::nullopt, source_name_); },
+             true);
+}
+
+std::optional<MigrationIndex> Migrator::down_index(const DbState& state) {
+  // An empty source is more likely a wrong folder than a branch without migrations: it stays an
+  // error (kNoMigrations) rather than a rollback run from the history alone.
+  if (!state.version || index_.empty() || index_.contains(*state.version)) return std::nullopt;
+  MigrationIndex index = index_;
+  // The database is at a version the source does not have (a branch switched): the versions the
+  // history saw applied whose files are gone can still be rolled back, with the down SQL stored
+  // when they ran (or none, when they had no down file then).
+  for (const auto& s : status_of(state, false).versions) {
+    if (s.file_missing && !s.before_history) index.add_from_history(s.version, s.identifier);
+  }
+  return index;
 }
 
 Result Migrator::down() {
-  return run([&](OptVersion from) { return plan_down(index_, from, std::nullopt); });
+  return run([&](OptVersion from) {
+    const auto extra = down_index(DbState{from, false});
+    return plan_down(extra ? *extra : index_, from, std::nullopt);
+  });
 }
 
 Result Migrator::steps(std::int64_t n) {
@@ -304,20 +343,22 @@ Result Migrator::steps(std::int64_t n) {
   if (n > 0) {
     return run([&](OptVersion from) {
       return plan_up(index_, from, static_cast<std::uint64_t>(n), source_name_);
-    });
+    }, true);
   }
   const auto count = static_cast<std::uint64_t>(-(n + 1)) + 1;  // -n without overflow
-  return run([&](OptVersion from) { return plan_down(index_, from, count); });
+  return run([&](OptVersion from) {
+    const auto extra = down_index(DbState{from, false});
+    return plan_down(extra ? *extra : index_, from, count);
+  });
 }
 
 Result Migrator::migrate_to(Version v) {
-  return run([&](OptVersion from) { return plan_to(index_, from, v); });
-}
-
-void Migrator::force(OptVersion v) {
-  LockGuard lock(*driver_, options_.lock_timeout, options_.stop);
-  driver_->set_state(DbState{v, false});
-  lock.release();
+  return run([&](OptVersion from) {
+    // Down across versions known only from the history; never up across them.
+    const auto extra = from && v < *from ? down_index(DbState{from, false}) : std::nullopt;
+    if (extra) return plan_to(*extra, from, v);
+    return plan_to(index_, from, v);
+  }, true);
 }
 
 void Migrator::drop() {

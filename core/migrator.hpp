@@ -28,6 +28,7 @@
 #include "core/plan.hpp"
 #include "core/registry.hpp"
 #include "core/source.hpp"
+#include "core/status.hpp"
 
 namespace dbstep {
 
@@ -69,6 +70,10 @@ class Observer {
   virtual void on_plan(const Plan& /*plan*/) {}
   virtual void on_step_started(const PlannedStep& /*step*/) {}
   virtual void on_step_finished(const AppliedStep& /*step*/) {}
+  // Something the person running the migration should know that is not an error: a rollback
+  // that uses the down SQL stored in the history, a down file that differs from it, migrations
+  // pending below the current version. Called on the Migrator's thread.
+  virtual void on_notice(const std::string& /*message*/) {}
 };
 
 struct MigratorOptions {
@@ -81,6 +86,28 @@ struct MigratorOptions {
   // together or not at all (Driver::apply_batch). A stop request ends the batch after the
   // running migration and commits what ran.
   bool single_transaction = false;
+  // Append a history row per step (core/history.hpp). Off: dbstep writes only golang-migrate's
+  // version table, as golang-migrate does.
+  bool record_history = true;
+  // Run even when applied migrations' files were edited since they ran (Error(kValidation)
+  // otherwise, before anything runs).
+  bool ignore_checksums = false;
+  // Apply pending migrations below the current version (merged from another branch) before the
+  // others; without it they are only reported (Observer::on_notice).
+  bool out_of_order = false;
+};
+
+// A problem validate() found, naming the file and what to do.
+struct ValidationProblem {
+  Version version = 0;
+  std::string file;     // the file it is about, or the identifier when the file is gone
+  std::string message;  // complete: what is wrong and what to do
+};
+
+// What repair() did.
+struct RepairResult {
+  std::vector<Version> accepted;  // edited files whose new checksum was accepted
+  bool cleared_dirty = false;
 };
 
 class Migrator {
@@ -98,8 +125,25 @@ class Migrator {
   Result migrate_to(Version v);     // up or down to exactly v
 
   // Sets the stored version without running SQL and clears the dirty flag (golang-migrate's
-  // force; none empties the table). Takes the lock.
+  // force; none empties the table), with a history row of kind forced. Takes the lock.
   void force(OptVersion v);
+
+  // Every migration in the source or the history with its state (core/status.hpp). Read-only:
+  // no lock, nothing created; works for a user who may only read.
+  StatusReport status();
+  // status() as problems: edited applied files, applied files that are gone (and cannot be
+  // rolled back when no down SQL is stored), pending migrations below the current version, a
+  // dirty version. Empty when all is well. Read-only.
+  std::vector<ValidationProblem> validate();
+  // Marks a database whose schema was made without dbstep as at version `v`: a history row of
+  // kind baseline for every source version up to `v` (checksum and down SQL of its files), no SQL
+  // run. Refuses (Error(kInvalidArgument)) when the database already has a version unless
+  // `over_existing`, and when `v` is not a version of the source. Takes the lock.
+  void baseline(Version v, bool over_existing = false);
+  // Accepts the current files' checksums of edited applied migrations, with a history row of
+  // kind repaired each (their down SQL is stored anew). A dirty flag is cleared only together
+  // with a named version (`dirty_version`, as force does). Takes the lock.
+  RepairResult repair(std::optional<OptVersion> dirty_version = std::nullopt);
   // Removes everything in the database (Driver::drop). Takes the lock.
   void drop();
 
@@ -118,9 +162,29 @@ class Migrator {
   Driver& driver() { return *driver_; }
 
  private:
+  // `up`: a run that moves up (migrate, up N), which checks edited files and reports (or with
+  // out_of_order applies) pending migrations below the current version.
   template <typename PlanFn>
-  Result run(PlanFn&& make_plan);
+  Result run(PlanFn&& make_plan, bool up = false);
   Step make_step(const PlannedStep& planned);
+  // The history row for `step` (nullopt when history is off), and for a version's files
+  // (baseline, repair).
+  std::optional<HistoryRow> history_row(const Step& step);
+  HistoryRow row_for_files(Version v, HistoryKind kind);
+  // The checksum of the up file of `v` (which the index has), read from the source.
+  std::string up_checksum(Version v);
+  // Refuses a run going up when applied files were edited (unless ignore_checksums), reports
+  // out-of-order pending migrations, and returns them when they are to be applied first.
+  std::vector<PlannedStep> check_before_up(const DbState& current);
+  // Source versions pending below `state`'s version (no file is read), and the notice for them.
+  std::vector<Version> out_of_order(const DbState& state);
+  void report_out_of_order(const std::vector<Version>& versions);
+  // The index for planning a move down from `state`: the source's, plus the versions known only
+  // from the history whose down SQL is stored.
+  // nullopt when the source's index will do.
+  std::optional<MigrationIndex> down_index(const DbState& state);
+  // status() for `state`, reading checksums only when `checksums`.
+  StatusReport status_of(const DbState& state, bool checksums);
   // Runs plan.steps[from..] in one transaction; returns false when the state moved first.
   bool run_batch(const Plan& plan, DbState& current, Result& result);
 
@@ -129,6 +193,7 @@ class Migrator {
   MigratorOptions options_;
   MigrationIndex index_;
   std::string source_name_;
+  std::string applied_by_;  // user@host, looked up on first use
 };
 
 }  // namespace dbstep

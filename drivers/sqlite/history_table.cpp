@@ -88,14 +88,14 @@ void HistoryTable::append(sqlite3* db, const HistoryRow& row,
   sqlite3_reset(stmt);
 }
 
-std::vector<HistoryRow> HistoryTable::read(sqlite3* db) {
+std::optional<std::vector<HistoryRow>> HistoryTable::read(sqlite3* db) {
   std::vector<HistoryRow> rows;
   const std::string sql = fmt::format("SELECT {} FROM {} ORDER BY id", kColumns, quoted_);
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
     sqlite3_finalize(raw);
     const std::string message = sqlite3_errmsg(db);
-    if (message.rfind("no such table", 0) == 0) return rows;
+    if (message.rfind("no such table", 0) == 0) return std::nullopt;
     throw Error(ErrorCode::kDatabase,
                 fmt::format("the table {} is not dbstep's history table ({}); rename it, or name "
                             "another history table with x-history-table",

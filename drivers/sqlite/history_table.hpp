@@ -32,10 +32,10 @@ class HistoryTable {
   // Appends `row` (its id and duration are set here: the duration runs from `started` to now).
   // Throws Error(kDatabase) naming the table.
   void append(sqlite3* db, const HistoryRow& row, std::chrono::steady_clock::time_point started);
-  // Every row in id order, without down_sql (down_stored says whether there is one); empty when
-  // the table does not exist. Throws Error(kDatabase) naming the table when it is not dbstep's
-  // shape, and naming the row when a row is malformed (unknown kind or direction).
-  std::vector<HistoryRow> read(sqlite3* db);
+  // Every row in id order, without down_sql (down_stored says whether there is one); nullopt
+  // when the table does not exist. Throws Error(kDatabase) naming the table when it is not
+  // dbstep's shape, and naming the row when a row is malformed (unknown kind or direction).
+  std::optional<std::vector<HistoryRow>> read(sqlite3* db);
   // The down SQL stored by the latest up row of `version`, if any.
   std::optional<std::string> stored_down(sqlite3* db, Version version);
   // Statements must be finalized before the connection closes.

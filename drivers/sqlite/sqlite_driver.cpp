@@ -24,6 +24,7 @@
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
 #include "core/statement_accounting.hpp"
+#include "drivers/sqlite/history_table.hpp"
 #include "drivers/sqlite/statements.hpp"
 
 namespace dbstep::drivers {
@@ -164,6 +165,9 @@ class SqliteDriver final : public Driver {
   bool apply(const Step& step, const DbState& expected) override;
   bool apply_batch(const DbState& expected, const StepFeed& next) override;
   void set_state(const DbState& state) override;
+  std::optional<std::vector<HistoryRow>> history() override;
+  std::optional<std::string> stored_down(Version version) override;
+  void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;
   std::string describe() const override { return fmt::format("SQLite database {}", path_); }
   void interrupt() noexcept override {
@@ -182,6 +186,9 @@ class SqliteDriver final : public Driver {
   // (and no transaction left open) when the stored state is not `expected`.
   bool begin_checked(const DbState& expected);
   void rollback_quietly() noexcept;
+  // Appends `step`'s history row (if any) in the open transaction, `kind` overriding its own.
+  void append_history(const Step& step, std::chrono::steady_clock::time_point started,
+                      std::optional<HistoryKind> kind = std::nullopt);
   void ensure_table();
   DbState read_state();
   void write_state(const DbState& state);
@@ -220,6 +227,7 @@ class SqliteDriver final : public Driver {
   bool locked_ = false;
   bool table_ready_ = false;
   bool file_committed_ = false;  // run_file() outside a transaction: a statement was committed
+  bool history_ready_ = false;   // the history table is known to exist
   std::unique_ptr<SQLite::Database> db_;
   // db_'s handle while it is open, for interrupt() from another thread or a signal handler.
   std::atomic<sqlite3*> interruptible_{nullptr};
@@ -227,6 +235,7 @@ class SqliteDriver final : public Driver {
   CachedStatement select_state_;
   CachedStatement delete_state_;
   CachedStatement insert_state_;
+  sqlite::HistoryTable history_{"schema_migrations_history"};
 };
 
 SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_migrations") {
@@ -237,12 +246,18 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
                             url.redacted()));
   }
   std::string uri_query;
+  std::string history_name;
   for (const auto& [key, value] : url.params()) {
     if (key == "x-migrations-table") {
       if (value.empty()) {
         throw Error(ErrorCode::kInvalidArgument, "x-migrations-table must not be empty");
       }
       table_ = value;
+    } else if (key == "x-history-table") {
+      if (value.empty()) {
+        throw Error(ErrorCode::kInvalidArgument, "x-history-table must not be empty");
+      }
+      history_name = value;
     } else if (key == "x-no-tx-wrap") {
       no_tx_wrap_ = parse_bool_param(key, value);
     } else if (key.rfind("x-", 0) == 0) {
@@ -283,6 +298,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
     }
   }
   quoted_table_ = quote_identifier(table_);
+  history_ = sqlite::HistoryTable(history_name.empty() ? default_history_table(table_) : history_name);
   select_state_.set_sql(fmt::format("SELECT version, dirty FROM {} LIMIT 1", quoted_table_));
   delete_state_.set_sql(fmt::format("DELETE FROM {}", quoted_table_));
   insert_state_.set_sql(fmt::format("INSERT INTO {} (version, dirty) VALUES (?, ?)", quoted_table_));
@@ -379,7 +395,7 @@ bool SqliteDriver::begin_checked(const DbState& expected) {
     if (seen == expected) return true;
   } catch (...) {
     rollback_quietly();
-    table_ready_ = false;
+    table_ready_ = history_ready_ = false;
     throw;
   }
   rollback_quietly();
@@ -471,6 +487,7 @@ void SqliteDriver::finalize_statements() noexcept {
   select_state_.finalize();
   delete_state_.finalize();
   insert_state_.finalize();
+  history_.finalize();
 }
 
 void SqliteDriver::ensure_table() {
@@ -654,8 +671,25 @@ void SqliteDriver::check_foreign_keys(const Step& step) {
   throw e;
 }
 
+void SqliteDriver::append_history(const Step& step, std::chrono::steady_clock::time_point started,
+                                  std::optional<HistoryKind> kind) {
+  if (!step.history) return;
+  if (!history_ready_) {
+    history_.ensure(handle());
+    history_ready_ = true;
+  }
+  if (!kind) {
+    history_.append(handle(), *step.history, started);
+    return;
+  }
+  HistoryRow row = *step.history;
+  row.kind = *kind;
+  history_.append(handle(), row, started);
+}
+
 bool SqliteDriver::apply(const Step& step, const DbState& expected) {
   open_connection(true);
+  const auto started = std::chrono::steady_clock::now();
   const DbState done{step.target, false};
   Wrap wrap = no_tx_wrap_ || has_directive(step.sql, "dbstep:no-transaction") ? Wrap::kNone
                                                                                : Wrap::kTransaction;
@@ -674,20 +708,21 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
     try {
       if (step.has_file()) run_file(step, wrap);
       if (keys_off) check_foreign_keys(step);
+      append_history(step, started);
       write_state(done);
       exec("COMMIT", "cannot commit migration " + std::to_string(step.version));
       return true;
     } catch (const NeedsNoTransaction&) {
       rollback_quietly();
-      table_ready_ = false;  // the rollback may have undone the table's creation
+      table_ready_ = history_ready_ = false;  // the rollback may have undone their creation
       wrap = Wrap::kNone;
     } catch (const NeedsForeignKeysOff&) {
       rollback_quietly();
-      table_ready_ = false;
+      table_ready_ = history_ready_ = false;
       wrap = Wrap::kForeignKeysOff;
     } catch (...) {
       rollback_quietly();
-      table_ready_ = false;
+      table_ready_ = history_ready_ = false;
       throw;
     }
   }
@@ -719,16 +754,29 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
     rollback_quietly();  // a transaction the file opened and did not finish
     // When no statement of the file was committed, the rollback took everything back: the
     // database is as it was, so the dirty mark is taken back too. Otherwise it stays dirty for
-    // a person to look at.
-    if (!file_committed_) restore_state_quietly(expected);
+    // a person to look at, and the history says the step failed part way.
+    if (!file_committed_) {
+      restore_state_quietly(expected);
+    } else if (step.history) {
+      try {
+        begin_immediate();
+        append_history(step, started, HistoryKind::kFailed);
+        exec("COMMIT", "cannot record the failure in the history");
+      } catch (...) {
+        rollback_quietly();  // the migration's error matters more
+        history_ready_ = false;
+      }
+    }
     throw;
   }
   begin_immediate();
   try {
+    append_history(step, started);
     write_state(done);
     exec("COMMIT", "cannot mark the database clean");
   } catch (...) {
     rollback_quietly();
+    history_ready_ = false;
     throw;
   }
   return true;
@@ -740,6 +788,7 @@ bool SqliteDriver::apply_batch(const DbState& expected, const StepFeed& next) {
   try {
     std::optional<DbState> last;
     while (const Step* step = next()) {
+      const auto started = std::chrono::steady_clock::now();
       if (step->has_file()) {
         if (no_tx_wrap_) throw cannot_batch(*step, "x-no-tx-wrap is set");
         if (has_directive(step->sql, "dbstep:no-transaction")) {
@@ -754,6 +803,7 @@ bool SqliteDriver::apply_batch(const DbState& expected, const StepFeed& next) {
                                     "outside a transaction");
         }
       }
+      append_history(*step, started);
       last = DbState{step->target, false};
     }
     if (last) write_state(*last);
@@ -761,24 +811,41 @@ bool SqliteDriver::apply_batch(const DbState& expected, const StepFeed& next) {
     return true;
   } catch (...) {
     rollback_quietly();
-    table_ready_ = false;
+    table_ready_ = history_ready_ = false;
     throw;
   }
 }
 
-void SqliteDriver::set_state(const DbState& state) {
+void SqliteDriver::set_state(const DbState& state) { record_state(state, {}); }
+
+void SqliteDriver::record_state(const DbState& state, const std::vector<HistoryRow>& rows) {
   open_connection(true);
   begin_immediate();
   try {
     table_ready_ = false;  // rare enough to check: another connection may have dropped it
     ensure_table();
     write_state(state);
+    if (!rows.empty()) {
+      history_.ensure(handle());
+      const auto now = std::chrono::steady_clock::now();
+      for (const auto& row : rows) history_.append(handle(), row, now);
+    }
     exec("COMMIT", "cannot update the version table " + table_);
   } catch (...) {
     rollback_quietly();
-    table_ready_ = false;
+    table_ready_ = history_ready_ = false;
     throw;
   }
+}
+
+std::optional<std::vector<HistoryRow>> SqliteDriver::history() {
+  if (!open_connection(false)) return std::nullopt;
+  return history_.read(handle());
+}
+
+std::optional<std::string> SqliteDriver::stored_down(Version version) {
+  if (!open_connection(false)) return std::nullopt;
+  return history_.stored_down(handle(), version);
 }
 
 void SqliteDriver::drop() {
@@ -822,8 +889,9 @@ void SqliteDriver::drop() {
     if (foreign_keys) sqlite3_exec(handle(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr);
     throw;
   }
-  table_ready_ = false;
-  // The version table is gone: its statements are prepared again when it is back. (They are
+  table_ready_ = history_ready_ = false;
+  // The version and history tables are gone: their statements are prepared again when they are
+  // back. (They are
   // reset, so they hold nothing that would keep VACUUM from running.)
   finalize_statements();
   if (foreign_keys) exec("PRAGMA foreign_keys = ON", "cannot switch foreign keys back on");

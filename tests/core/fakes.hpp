@@ -78,7 +78,14 @@ class FakeDriver final : public Driver {
     if (current != expected) return false;
     if (step.has_file()) {
       if (step.sql == fail_body) {
-        if (failure_leaves_dirty) current = DbState{step.target, true};
+        if (failure_leaves_dirty) {
+          current = DbState{step.target, true};
+          if (step.history) {
+            HistoryRow failed = *step.history;
+            failed.kind = HistoryKind::kFailed;
+            append(failed);
+          }
+        }
         if (failure_loses_connection) state_fails = true;
         Error e(ErrorCode::kMigrationFailed,
                 fmt::format("migration {} ({}) failed at line 1, column 1: boom", step.version,
@@ -92,6 +99,7 @@ class FakeDriver final : public Driver {
       executed.push_back(step.sql);
     }
     current = DbState{step.target, false};
+    append(step.history);
     return true;
   }
   bool apply_batch(const DbState& expected, const StepFeed& next) override {
@@ -99,6 +107,7 @@ class FakeDriver final : public Driver {
     // All or nothing, as one transaction would be.
     const DbState saved_state = current;
     const auto saved_executed = executed;
+    const auto saved_history = history_rows;
     try {
       while (const Step* step = next()) {
         if (!apply(*step, current)) throw Error(ErrorCode::kInternal, "state moved mid-batch");
@@ -106,12 +115,43 @@ class FakeDriver final : public Driver {
     } catch (...) {
       current = saved_state;
       executed = saved_executed;
+      history_rows = saved_history;
       throw;
     }
     ++batches;
     return true;
   }
   void set_state(const DbState& s) override { current = s; }
+  // History kept in memory, as a driver keeps it in its table (the table exists once a row was
+  // written).
+  std::optional<std::vector<HistoryRow>> history() override {
+    if (!history_table) return std::nullopt;
+    std::vector<HistoryRow> rows = history_rows;
+    for (auto& r : rows) {
+      r.down_stored = r.down_sql.has_value();
+      r.down_sql.reset();
+    }
+    return rows;
+  }
+  std::optional<std::string> stored_down(Version v) override {
+    for (auto it = history_rows.rbegin(); it != history_rows.rend(); ++it) {
+      if (it->version == v && it->direction == Direction::kUp && it->kind != HistoryKind::kFailed &&
+          it->kind != HistoryKind::kForced) {
+        return it->down_sql;
+      }
+    }
+    return std::nullopt;
+  }
+  void record_state(const DbState& s, const std::vector<HistoryRow>& rows) override {
+    current = s;
+    for (const auto& r : rows) append(r);
+  }
+  void append(const std::optional<HistoryRow>& row) {
+    if (!row) return;
+    history_table = true;
+    history_rows.push_back(*row);
+    history_rows.back().id = static_cast<std::int64_t>(history_rows.size());
+  }
   void drop() override {
     executed.push_back("DROP");
     current = DbState{};
@@ -119,6 +159,8 @@ class FakeDriver final : public Driver {
   std::string describe() const override { return "fake database"; }
 
   DbState current;
+  bool history_table = false;
+  std::vector<HistoryRow> history_rows;
   std::vector<std::string> executed;
   bool locked = false;
   bool held_elsewhere = false;

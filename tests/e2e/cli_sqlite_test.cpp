@@ -51,7 +51,7 @@ TEST_CASE("e2e: migrate all, rollback, goto and version on the embedded default 
   CHECK(r.err.empty());
   auto db = tmp / "dbstep.db";  // the default database
   CHECK(tables(db) == std::set<std::string>{"users", "channels", "channel_members", "messages",
-                                            "reactions", "channel_topics", "schema_migrations"});
+                                            "reactions", "channel_topics", "schema_migrations", "schema_migrations_history"});
 
   r = run_dbstep({"version"}, tmp.path());
   CHECK(r.code == 0);
@@ -72,7 +72,7 @@ TEST_CASE("e2e: migrate all, rollback, goto and version on the embedded default 
   CHECK(scalar(db, "SELECT version FROM schema_migrations") == 6);
   r = run_dbstep({"goto", "2"}, tmp.path());
   CHECK(r.code == 0);
-  CHECK(tables(db) == std::set<std::string>{"users", "channels", "channel_members", "schema_migrations"});
+  CHECK(tables(db) == std::set<std::string>{"users", "channels", "channel_members", "schema_migrations", "schema_migrations_history"});
   r = run_dbstep({"goto", "2"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(contains(r.out, "already at version 2"));
@@ -82,7 +82,7 @@ TEST_CASE("e2e: migrate all, rollback, goto and version on the embedded default 
 
   r = run_dbstep({"rollback", "all", "--yes"}, tmp.path());
   CHECK(r.code == 0);
-  CHECK(tables(db) == std::set<std::string>{"schema_migrations"});
+  CHECK(tables(db) == std::set<std::string>{"schema_migrations", "schema_migrations_history"});
   CHECK(scalar(db, "SELECT COUNT(*) FROM schema_migrations") == 0);
   r = run_dbstep({"version"}, tmp.path());
   CHECK(r.code == 0);
@@ -139,7 +139,7 @@ TEST_CASE("e2e: a migration failing in its third statement leaves nothing of its
   CHECK(contains(r.err, "table c has 1 columns but 3 values were supplied"));
   CHECK(contains(r.err, "the database is still at version 2"));
   CHECK(contains(r.err, "statement: INSERT INTO c VALUES (1, 2, 3);"));
-  CHECK(tables(db) == std::set<std::string>{"a", "b", "schema_migrations"});
+  CHECK(tables(db) == std::set<std::string>{"a", "b", "schema_migrations", "schema_migrations_history"});
   CHECK(scalar(db, "SELECT version FROM schema_migrations") == 2);
   CHECK(scalar(db, "SELECT dirty FROM schema_migrations") == 0);
 }
@@ -280,7 +280,7 @@ TEST_CASE("e2e: Ctrl-C lets the running migration finish and starts no other") {
   CHECK(contains(r.err, "Stopped as asked"));
   CHECK(scalar(file, "SELECT dirty FROM schema_migrations") == 0);
   CHECK(scalar(file, "SELECT version FROM schema_migrations") == 1);
-  CHECK(tables(file) == std::set<std::string>{"slow", "schema_migrations"});
+  CHECK(tables(file) == std::set<std::string>{"slow", "schema_migrations", "schema_migrations_history"});
 }
 
 TEST_CASE("e2e: --single-transaction applies all pending migrations or none") {
@@ -305,7 +305,7 @@ TEST_CASE("e2e: --single-transaction applies all pending migrations or none") {
   CHECK(scalar(file, "SELECT COUNT(*) FROM log") == 5);
   r = run_dbstep({"-d", db, "-s", dir.string(), "rollback", "all", "--single-transaction"}, tmp.path());
   CHECK(r.code == 0);
-  CHECK(tables(file) == std::set<std::string>{"schema_migrations"});
+  CHECK(tables(file) == std::set<std::string>{"schema_migrations", "schema_migrations_history"});
 }
 
 TEST_CASE("e2e: a second process waits for a migration running outside a transaction") {
