@@ -162,8 +162,12 @@ class SqliteDriver final : public Driver {
   void lock(std::chrono::milliseconds timeout, const std::atomic<bool>* stop) override;
   void unlock() override;
   DbState state() override;
-  bool apply(const Step& step, const DbState& expected) override;
-  bool apply_batch(const DbState& expected, const StepFeed& next) override;
+  bool apply(const Step& step, const DbState& expected) override {
+    return keeping_no_empty_file([&] { return apply_step(step, expected); });
+  }
+  bool apply_batch(const DbState& expected, const StepFeed& next) override {
+    return keeping_no_empty_file([&] { return apply_steps(expected, next); });
+  }
   void set_state(const DbState& state) override;
   std::optional<std::vector<HistoryRow>> history() override;
   std::optional<std::string> stored_down(Version version) override;
@@ -186,6 +190,23 @@ class SqliteDriver final : public Driver {
   // (and no transaction left open) when the stored state is not `expected`.
   bool begin_checked(const DbState& expected);
   void rollback_quietly() noexcept;
+  bool apply_step(const Step& step, const DbState& expected);
+  bool apply_steps(const DbState& expected, const StepFeed& next);
+  // Runs `write`, which opens (and so creates) the database file. When the file did not exist
+  // before and `write` fails, the empty file SQLite made is removed again: a failed first
+  // migration leaves no 0-byte database behind (nothing can have been committed to it).
+  template <typename Write>
+  bool keeping_no_empty_file(Write&& write) {
+    std::error_code ec;
+    const bool new_file = !memory_ && !db_ && !std::filesystem::exists(path_, ec);
+    try {
+      return write();
+    } catch (...) {
+      if (new_file) remove_if_empty();
+      throw;
+    }
+  }
+  void remove_if_empty() noexcept;
   // Appends `step`'s history row (if any) in the open transaction, `kind` overriding its own.
   void append_history(const Step& step, std::chrono::steady_clock::time_point started,
                       std::optional<HistoryKind> kind = std::nullopt);
@@ -687,7 +708,18 @@ void SqliteDriver::append_history(const Step& step, std::chrono::steady_clock::t
   history_.append(handle(), row, started);
 }
 
-bool SqliteDriver::apply(const Step& step, const DbState& expected) {
+void SqliteDriver::remove_if_empty() noexcept {
+  std::error_code ec;
+  if (!db_ || std::filesystem::file_size(path_, ec) != 0 || ec) return;
+  interruptible_.store(nullptr);
+  finalize_statements();
+  db_.reset();
+  table_ready_ = history_ready_ = false;
+  std::filesystem::remove(path_, ec);
+  std::filesystem::remove(path_ + "-journal", ec);
+}
+
+bool SqliteDriver::apply_step(const Step& step, const DbState& expected) {
   open_connection(true);
   const auto started = std::chrono::steady_clock::now();
   const DbState done{step.target, false};
@@ -782,7 +814,7 @@ bool SqliteDriver::apply(const Step& step, const DbState& expected) {
   return true;
 }
 
-bool SqliteDriver::apply_batch(const DbState& expected, const StepFeed& next) {
+bool SqliteDriver::apply_steps(const DbState& expected, const StepFeed& next) {
   open_connection(true);
   if (!begin_checked(expected)) return false;
   try {
