@@ -11,6 +11,12 @@ namespace dbstep {
 
 const char* to_string(Direction d) { return d == Direction::kUp ? "up" : "down"; }
 
+std::optional<Direction> parse_direction(std::string_view text) {
+  if (text == "up") return Direction::kUp;
+  if (text == "down") return Direction::kDown;
+  return std::nullopt;
+}
+
 std::optional<MigrationFile> parse_file_name(std::string_view name) {
   // ^([0-9]+)_(.*)\.(down|up)\.(.*)$ without std::regex: a listing of 10,000 files is parsed on
   // every start, so this stays a plain scan. '.' in the regex does not match '\n'.

@@ -19,6 +19,8 @@ namespace dbstep {
 
 enum class Direction { kUp, kDown };
 const char* to_string(Direction d);
+// "up" or "down" back to a Direction; nullopt for anything else.
+std::optional<Direction> parse_direction(std::string_view text);
 
 struct MigrationFile {
   Version version = 0;

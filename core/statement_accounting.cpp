@@ -141,4 +141,17 @@ Error nul_byte_error(const Step& step, std::size_t offset) {
   return e;
 }
 
+Error begin_without_commit_error(const Step& step, std::size_t begin_offset, SqlDialect dialect) {
+  const TextPosition pos = position_at(step.sql, skip_blank(step.sql, begin_offset, dialect));
+  Error e(ErrorCode::kMigrationFailed,
+          fmt::format("migration {} ({}) begins a transaction at line {} and never commits it; "
+                      "nothing of it was kept. Add COMMIT at the end of the file",
+                      step.version, step.file, pos.line));
+  e.file = step.file;
+  e.version = step.version;
+  e.line = pos.line;
+  e.column = pos.column;
+  return e;
+}
+
 }  // namespace dbstep

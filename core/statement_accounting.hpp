@@ -61,4 +61,9 @@ Error unaccounted_text_error(const Step& step, std::size_t offset);
 // interface would read the file as ending there. Error(kMigrationFailed) with line and column.
 Error nul_byte_error(const Step& step, std::size_t offset);
 
+// The error for a file whose own BEGIN (starting at `begin_offset`) is never committed: its
+// transaction can only be rolled back, so nothing of the file is kept (the caller makes sure of
+// that). Error(kMigrationFailed) with the BEGIN's line and column.
+Error begin_without_commit_error(const Step& step, std::size_t begin_offset, SqlDialect dialect);
+
 }  // namespace dbstep

@@ -294,17 +294,7 @@ Script analyze(const Step& step) {
   } else if (!no_tx && controls == 1 && v.front().tx == TxControl::kBegin) {
     // BEGIN first and never a COMMIT: the file's transaction would be rolled back at its end
     // whatever it did. Refused before anything runs, so the database stays as it is.
-    const TextPosition pos =
-        position_at(text, skip_blank(text, v.front().offset, SqlDialect::kPostgres));
-    Error e(ErrorCode::kMigrationFailed,
-            fmt::format("migration {} ({}) begins a transaction at line {} and never commits "
-                        "it; nothing of it was run. Add COMMIT at the end of the file",
-                        step.version, step.file, pos.line));
-    e.file = step.file;
-    e.version = step.version;
-    e.line = pos.line;
-    e.column = pos.column;
-    throw e;
+    throw begin_without_commit_error(step, v.front().offset, SqlDialect::kPostgres);
   } else if (controls > 0) {
     // Any other transaction control (several transactions, ROLLBACK, PREPARE TRANSACTION...)
     // only makes sense as written: run the file outside a transaction.

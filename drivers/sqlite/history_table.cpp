@@ -118,13 +118,9 @@ std::optional<std::vector<HistoryRow>> HistoryTable::read(sqlite3* db) {
     };
     if (version < 0) throw bad(fmt::format("version {}", version));
     row.version = static_cast<Version>(version);
-    if (direction == "up") {
-      row.direction = Direction::kUp;
-    } else if (direction == "down") {
-      row.direction = Direction::kDown;
-    } else {
-      throw bad(fmt::format("direction \"{}\"", direction));
-    }
+    const auto d = parse_direction(direction);
+    if (!d) throw bad(fmt::format("direction \"{}\"", direction));
+    row.direction = *d;
     const auto k = parse_history_kind(kind);
     if (!k) throw bad(fmt::format("kind \"{}\"", kind));
     row.kind = *k;

@@ -633,17 +633,7 @@ void SqliteDriver::run_file(const Step& step, Wrap wrap) {
     // The file's BEGIN (skipped: our transaction stood in for it) never ended. Committing for
     // the file would be a guess; everything it did is in our transaction, which the caller
     // rolls back, so nothing of it remains and the version stays where it was, clean.
-    const TextPosition pos = position_at(step.sql, skip_blank(step.sql, wrapper_begin.offset,
-                                                              SqlDialect::kSqlite));
-    Error e(ErrorCode::kMigrationFailed,
-            fmt::format("migration {} ({}) begins a transaction at line {} and never commits "
-                        "it; nothing of it was kept. Add COMMIT at the end of the file",
-                        step.version, step.file, pos.line));
-    e.file = step.file;
-    e.version = step.version;
-    e.line = pos.line;
-    e.column = pos.column;
-    throw e;
+    throw begin_without_commit_error(step, wrapper_begin.offset, SqlDialect::kSqlite);
   }
 }
 
