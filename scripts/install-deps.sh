@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libsqlitecpp-dev libsqlite3-dev sqlite3
-  libboost-program-options-dev libfmt-dev doctest-dev
+  libboost-program-options-dev libfmt-dev doctest-dev nlohmann-json3-dev
   libpqxx-dev libpq-dev libpg-query-dev libprotobuf-c-dev
   postgresql-15 postgresql-client-15
   libssl-dev

@@ -1,0 +1,29 @@
+// drop: remove everything in the database. Asks on a terminal; needs --yes without one.
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include "cli/cli.hpp"
+#include "cli/command.hpp"
+
+namespace dbstep::cli {
+
+int cmd_drop(Context& ctx) {
+  if (ctx.settings.positional.size() > 1) throw UsageError("drop takes no argument");
+  if (!ctx.settings.yes && !::isatty(STDIN_FILENO)) {
+    throw UsageError("drop removes everything in the database: pass --yes to run it without a "
+                     "terminal");
+  }
+  Migrator m = open_migrator(ctx, nullptr);
+  if (!confirm(ctx, fmt::format("Drop everything in {}?", m.driver().describe()))) {
+    fmt::print(ctx.err, "Not dropping: nothing was changed\n");
+    return kExitFailed;
+  }
+  m.drop();
+  fmt::print(ctx.out, "Dropped everything in {}\n", m.driver().describe());
+  return kExitOk;
+}
+
+}  // namespace dbstep::cli
