@@ -17,9 +17,10 @@ namespace dbstep::drivers {
   X(PQconninfoFree) X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQexec)       \
   X(PQexecParams) X(PQfreeCancel) X(PQgetCancel)                                               \
   X(PQexitPipelineMode) X(PQfinish) X(PQflush) X(PQfreemem) X(PQgetCopyData) X(PQgetResult)   \
-  X(PQgetisnull) X(PQgetvalue) X(PQntuples) X(PQpipelineSync) X(PQputCopyEnd)                 \
-  X(PQresultErrorField) X(PQresultErrorMessage) X(PQresultStatus) X(PQsendQueryParams)        \
-  X(PQsetNoticeProcessor) X(PQsetnonblocking) X(PQsocket) X(PQstatus) X(PQtransactionStatus)
+  X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQnfields) X(PQntuples) X(PQpipelineSync)    \
+  X(PQputCopyEnd) X(PQresultErrorField) X(PQresultErrorMessage) X(PQresultStatus)              \
+  X(PQsendQueryParams) X(PQsetNoticeProcessor) X(PQsetnonblocking) X(PQsocket) X(PQstatus)     \
+  X(PQtransactionStatus)
 
 struct Libpq {
 #define DBSTEP_LIBPQ_POINTER(name) decltype(&::name) name = nullptr;

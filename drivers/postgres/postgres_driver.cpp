@@ -17,11 +17,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
+#include "drivers/postgres/history_table.hpp"
 #include "drivers/postgres/libpq.hpp"
 #include "drivers/postgres/statements.hpp"
 
@@ -424,18 +426,51 @@ ConnectSpec connect_spec(const Url& url) {
 
 enum class LockStrategy { kAdvisory, kTable };
 
+// Whether a failed history query says the table is not dbstep's shape.
+bool is_wrong_shape(std::string_view sqlstate);
+
 struct Config {
   std::string table = std::string(kDefaultTable);
   std::optional<std::string> schema;  // from x-migrations-table-quoted
+  // The history table (x-history-table, default "<table>_history"), and its schema when
+  // x-migrations-table-quoted names one (default: the version table's).
+  std::string history_table;
+  std::optional<std::string> history_schema;
   std::int64_t statement_timeout_ms = 0;
   std::optional<milliseconds> lock_timeout;
   LockStrategy lock_strategy = LockStrategy::kAdvisory;
   std::string lock_table = std::string(kDefaultLockTable);
 };
 
+// A table name under x-migrations-table-quoted: "table" or "schema"."table" (golang-migrate's
+// rules and messages; `key` names the parameter).
+std::pair<std::optional<std::string>, std::string> parse_quoted_table(std::string_view key,
+                                                                     const std::string& table) {
+  if (table.size() < 2 || table.front() != '"' || table.back() != '"') {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("{} must be quoted (for instance "
+                            "'\"migrate\".\"schema_migrations\"') when "
+                            "x-migrations-table-quoted is enabled, current value is: {}",
+                            key, table));
+  }
+  static const std::regex part("\"(.*?)\"");
+  std::vector<std::string> parts;
+  for (std::sregex_iterator it(table.begin(), table.end(), part), end; it != end; ++it) {
+    parts.push_back((*it)[1].str());
+  }
+  if (parts.size() > 2) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("\"{}\" MigrationsTable contains too many dot characters", table));
+  }
+  std::optional<std::string> schema;
+  if (parts.size() == 2) schema = parts[0];
+  return {schema, parts.back()};
+}
+
 Config parse_config(const Url& url) {
   Config c;
   std::string table = url.param("x-migrations-table").value_or("");
+  std::string history = url.param("x-history-table").value_or("");
   bool quoted = false;
   if (auto q = url.param("x-migrations-table-quoted"); q && !q->empty()) {
     quoted = go_parse_bool("x-migrations-table-quoted", *q);
@@ -446,29 +481,25 @@ Config parse_config(const Url& url) {
                   "x-migrations-table-quoted is enabled but x-migrations-table is missing (for "
                   "instance x-migrations-table=\"migrate\".\"schema_migrations\")");
     }
-    if (table.front() != '"' || table.back() != '"' || table.size() < 2) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("x-migrations-table must be quoted (for instance "
-                              "'\"migrate\".\"schema_migrations\"') when "
-                              "x-migrations-table-quoted is enabled, current value is: {}",
-                              table));
-    }
-    static const std::regex part("\"(.*?)\"");
-    std::vector<std::string> parts;
-    for (std::sregex_iterator it(table.begin(), table.end(), part), end; it != end; ++it) {
-      parts.push_back((*it)[1].str());
-    }
-    if (parts.size() > 2) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("\"{}\" MigrationsTable contains too many dot characters", table));
-    }
-    if (parts.size() == 2) c.schema = parts[0];
-    c.table = parts.back();
+    std::tie(c.schema, c.table) = parse_quoted_table("x-migrations-table", table);
   } else if (!table.empty()) {
     c.table = table;
   }
   if (c.table.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "x-migrations-table names an empty table name");
+  }
+  // The history table follows the version table: the same schema and the same quoting rules.
+  c.history_schema = c.schema;
+  c.history_table = default_history_table(c.table);
+  if (quoted && !history.empty()) {
+    auto [schema, name] = parse_quoted_table("x-history-table", history);
+    if (schema) c.history_schema = schema;
+    c.history_table = name;
+  } else if (!history.empty()) {
+    c.history_table = history;
+  }
+  if (c.history_table.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "x-history-table names an empty table name");
   }
   if (auto v = url.param("x-statement-timeout"); v && !v->empty()) {
     c.statement_timeout_ms = parse_millis("x-statement-timeout", *v);
@@ -509,6 +540,9 @@ class PostgresDriver final : public Driver {
   bool apply(const Step& step, const DbState& expected) override;
   bool apply_batch(const DbState& expected, const StepFeed& next) override;
   void set_state(const DbState& state) override;
+  std::optional<std::vector<HistoryRow>> history() override;
+  std::optional<std::string> stored_down(Version version) override;
+  void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;
   std::string describe() const override { return described_; }
   void interrupt() noexcept override;
@@ -535,14 +569,39 @@ class PostgresDriver final : public Driver {
   std::string lock_table_name() const {
     return quote_identifier(schema_) + "." + quote_identifier(cfg_.lock_table);
   }
+  std::string history_table_name() const { return history_->name(); }
 
-  // Opens a transaction, creates the version table when missing, then locks it against
+  // Opens a transaction, creates the version table when missing (and, `with_history`, the
+  // history table, or checks the shape of the one there), then locks the version table against
   // writers (readers still see the committed state) and reads it.
-  DbState begin_and_read_state();
-  // Replaces the table's row with `state` and commits the transaction.
-  void write_rows_and_commit(const DbState& state);
-  // {expected} -> {next} in a transaction of its own; false when the state is not `expected`.
-  bool write_state_checked(const DbState& expected, const DbState& next);
+  DbState begin_and_read_state(bool with_history = false);
+  // In the open transaction: creates the history table, or when it `exists` checks that it has
+  // dbstep's columns (Error(kDatabase) and a rollback when not).
+  void prepare_history(bool exists);
+  // An INSERT into the history table, and the migration it records (for messages).
+  struct HistoryInsert {
+    std::string sql;
+    Version version = 0;
+  };
+  // In the open transaction: appends `history`, replaces the version table's row with `state`
+  // and commits, in one round trip. On failure rolls back and throws, naming what failed.
+  void write_rows_and_commit(const DbState& state, const std::vector<HistoryInsert>& history = {});
+  // {expected} -> {next} in a transaction of its own, with `history` appended; false (nothing
+  // written) when the state is not `expected`.
+  bool write_state_checked(const DbState& expected, const DbState& next,
+                           const std::vector<HistoryInsert>& history = {});
+  // The error for a history INSERT that failed: a table of another shape says so.
+  [[noreturn]] void history_failed(Version version, const SqlFailure& f) const;
+  // Error(kDatabase) for a history table of another shape, found while `doing`.
+  Error shape_error(std::string_view doing, const SqlFailure& f) const;
+  // After a commit: the tables the transaction created or checked are known to exist.
+  void mark_committed() {
+    table_ready_ = true;
+    if (history_pending_) history_ready_ = true;
+    history_pending_ = false;
+  }
+  // Rows read from the history table with `sql`; nullopt when there is no such table.
+  std::optional<ResultPtr> read_history(const std::string& sql, std::string_view doing);
 
   bool apply_in_transaction(const Step& step, const Script& script, const DbState& expected);
   bool apply_outside_transaction(const Step& step, const Script& script, const DbState& expected);
@@ -576,7 +635,11 @@ class PostgresDriver final : public Driver {
   std::string table_schema_;  // where the version table lives: schema_ or the quoted one
   std::vector<std::uint32_t> lock_keys_;
   bool locked_ = false;
-  bool table_ready_ = false;  // the version table is known to exist
+  bool table_ready_ = false;    // the version table is known to exist
+  bool history_ready_ = false;  // the history table is known to exist, in dbstep's shape
+  // begin_and_read_state() created or checked the history table in the open transaction.
+  bool history_pending_ = false;
+  std::optional<pg::HistorySql> history_;  // set once the schema is known
 };
 
 PostgresDriver::PostgresDriver(const Url& url, Config config)
@@ -614,6 +677,11 @@ PostgresDriver::PostgresDriver(const Url& url, Config config)
   }
   schema_ = value_at(r.get(), 0, 1);
   table_schema_ = cfg_.schema.value_or(schema_);
+  {
+    std::string quoted = quote_identifier(cfg_.history_schema.value_or(table_schema_)) + "." +
+                         quote_identifier(cfg_.history_table);
+    history_.emplace(quoted, quoted);
+  }
 
   // The key golang-migrate's library computes (with current_database()), and the one its CLI
   // computes from the URL's path ("/dbname"): holding both excludes either.
@@ -688,6 +756,7 @@ ResultPtr PostgresDriver::exec_params(const std::string& sql,
 }
 
 void PostgresDriver::rollback_quietly() noexcept {
+  history_pending_ = false;  // whatever the transaction created is gone
   if (conn_ && pq().PQtransactionStatus(conn_.get()) != PQTRANS_IDLE &&
       pq().PQstatus(conn_.get()) == CONNECTION_OK) {
     ResultPtr r(pq().PQexec(conn_.get(), "ROLLBACK"));
@@ -903,6 +972,19 @@ void PostgresDriver::unlock() {
 // ---------------------------------------------------------------------------------------------
 // State.
 
+void PostgresDriver::prepare_history(bool exists) {
+  if (!exists) {
+    exec(history_->create(), fmt::format("creating the history table {}", history_table_name()));
+  } else if (auto [probe, failed] = run(conn_.get(), history_->select() + " LIMIT 0"); failed) {
+    const std::string doing = fmt::format("checking the history table {}", history_table_name());
+    // A table of that name that is not dbstep's (a user's own): nothing is written.
+    rollback_quietly();
+    if (is_wrong_shape(failed->sqlstate)) throw shape_error(doing, *failed);
+    fail(doing, *failed);
+  }
+  history_pending_ = true;
+}
+
 DbState parse_state(const PGresult* r, const std::string& where) {
   DbState s;
   if (!r || pq().PQntuples(r) == 0) return s;
@@ -930,19 +1012,22 @@ DbState PostgresDriver::state() {
   return parse_state(r.get(), table_name());
 }
 
-DbState PostgresDriver::begin_and_read_state() {
+DbState PostgresDriver::begin_and_read_state(bool with_history) {
   std::string begin = "BEGIN; ";
-  if (!table_ready_) {
+  history_pending_ = false;
+  const bool check_history = with_history && !history_ready_;
+  if (!table_ready_ || check_history) {
     exec("BEGIN", "starting a transaction");
     begin.clear();
-    auto r = exec_params("SELECT to_regclass($1) IS NOT NULL", {table_name()},
-                         "looking for the version table");
-    if (value_at(r.get(), 0, 0) != "t") {
+    auto r = exec_params("SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+                         {table_name(), history_table_name()}, "looking for the version table");
+    if (!table_ready_ && value_at(r.get(), 0, 0) != "t") {
       exec(fmt::format("CREATE TABLE IF NOT EXISTS {} (version bigint not null primary key, "
                        "dirty boolean not null)",
                        table_name()),
            fmt::format("creating the version table {}", table_name()));
     }
+    if (check_history) prepare_history(value_at(r.get(), 0, 1) == "t");
   }
   // One round trip when the table is known to exist.
   auto r = exec(fmt::format("{}{}; SELECT version, dirty FROM {} LIMIT 1", begin, lock_sql(),
@@ -988,19 +1073,38 @@ std::string check_state_sql(const std::string& table, const DbState& s) {
 }
 constexpr std::string_view kStateMoved = "22012";
 
-void PostgresDriver::write_rows_and_commit(const DbState& s) {
-  exec(rows_sql(table_name(), s) + "; COMMIT",
-       fmt::format("recording version {} in {}", to_string(s.version), table_name()));
-  table_ready_ = true;
+void PostgresDriver::write_rows_and_commit(const DbState& s,
+                                           const std::vector<HistoryInsert>& history) {
+  const std::string doing =
+      fmt::format("recording version {} in {}", to_string(s.version), table_name());
+  if (history.empty()) {
+    exec(rows_sql(table_name(), s) + "; COMMIT", doing);
+  } else {
+    std::optional<Pipeline::Failure> failed;
+    {
+      Pipeline p(conn_.get(), /*pipelined=*/true);
+      for (const auto& h : history) p.add(h.sql);
+      for (const auto& sql : rows_statements(table_name(), s)) p.add(sql);
+      p.add("COMMIT");
+      failed = p.finish();
+    }
+    if (failed) {
+      rollback_quietly();
+      if (failed->index < history.size()) history_failed(history[failed->index].version, failed->why);
+      fail(doing, failed->why);
+    }
+  }
+  mark_committed();
 }
 
-bool PostgresDriver::write_state_checked(const DbState& expected, const DbState& next) {
+bool PostgresDriver::write_state_checked(const DbState& expected, const DbState& next,
+                                         const std::vector<HistoryInsert>& history) {
   version_literal(next.version);  // fail before touching anything
-  if (begin_and_read_state() != expected) {
+  if (begin_and_read_state(!history.empty()) != expected) {
     rollback_quietly();
     return false;
   }
-  write_rows_and_commit(next);
+  write_rows_and_commit(next, history);
   return true;
 }
 
@@ -1008,6 +1112,92 @@ void PostgresDriver::set_state(const DbState& s) {
   version_literal(s.version);
   begin_and_read_state();
   write_rows_and_commit(s);
+}
+
+void PostgresDriver::record_state(const DbState& s, const std::vector<HistoryRow>& rows) {
+  version_literal(s.version);
+  // Rows written by hand (force, baseline, repair) ran no SQL: now, and no duration.
+  const pg::HistorySql::Timing now{format_utc(std::chrono::system_clock::now()), 0};
+  std::vector<HistoryInsert> inserts;
+  inserts.reserve(rows.size());
+  for (const auto& row : rows) inserts.push_back({history_->insert(row, now), row.version});
+  begin_and_read_state(!inserts.empty());
+  write_rows_and_commit(s, inserts);
+}
+
+bool is_wrong_shape(std::string_view sqlstate) {
+  // undefined column or function, datatype mismatch, a NOT NULL column dbstep does not fill, a
+  // value the column's type cannot take: the table is not dbstep's.
+  return sqlstate == "42703" || sqlstate == "42883" || sqlstate == "42804" ||
+         sqlstate == "23502" || sqlstate == "22P02";
+}
+
+Error PostgresDriver::shape_error(std::string_view doing, const SqlFailure& f) const {
+  std::string why = f.message;
+  if (!f.sqlstate.empty()) why += fmt::format(" (SQLSTATE {})", f.sqlstate);
+  Error e(ErrorCode::kDatabase,
+          scrub(fmt::format("{} on {} failed: {}", doing, described_, history_->wrong_shape(why))));
+  e.sqlstate = f.sqlstate;
+  e.detail = scrub(f.verbose);
+  return e;
+}
+
+void PostgresDriver::history_failed(Version version, const SqlFailure& f) const {
+  const std::string doing =
+      fmt::format("recording the history of migration {} in {}", version, history_table_name());
+  if (is_wrong_shape(f.sqlstate)) throw shape_error(doing, f);
+  fail(doing, f);
+}
+
+std::optional<ResultPtr> PostgresDriver::read_history(const std::string& sql,
+                                                      std::string_view doing) {
+  // In autocommit, outside any transaction: a failure leaves nothing open, and reading never
+  // creates the table.
+  auto [r, failed] = run(conn_.get(), sql);
+  if (!failed) return std::move(r);
+  rollback_quietly();
+  // No table (or no schema for a quoted name): a database without history.
+  if (failed->sqlstate == "42P01" || failed->sqlstate == "3F000") return std::nullopt;
+  if (is_wrong_shape(failed->sqlstate)) throw shape_error(doing, *failed);
+  fail(doing, *failed);
+}
+
+std::optional<std::vector<HistoryRow>> PostgresDriver::history() {
+  auto r = read_history(history_->select(),
+                        fmt::format("reading the history from {}", history_table_name()));
+  if (!r) return std::nullopt;
+  const PGresult* res = r->get();
+  const int n = pq().PQntuples(res), columns = pq().PQnfields(res);
+  std::vector<HistoryRow> rows;
+  rows.reserve(static_cast<std::size_t>(n));
+  std::vector<std::optional<std::string>> values(static_cast<std::size_t>(columns));
+  for (int i = 0; i < n; ++i) {
+    for (int c = 0; c < columns; ++c) {
+      if (pq().PQgetisnull(res, i, c)) {
+        values[c].reset();
+      } else {
+        values[c].emplace(pq().PQgetvalue(res, i, c),
+                          static_cast<std::size_t>(pq().PQgetlength(res, i, c)));
+      }
+    }
+    rows.push_back(history_->parse_row(values));
+  }
+  return rows;
+}
+
+std::optional<std::string> PostgresDriver::stored_down(Version version) {
+  if (version > static_cast<Version>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+  const std::string doing = fmt::format("reading the stored down SQL of migration {} from {}",
+                                        version, history_table_name());
+  auto r = read_history(history_->select_down(version), doing);
+  if (!r || pq().PQntuples(r->get()) == 0 || pq().PQgetisnull(r->get(), 0, 0)) return std::nullopt;
+  auto bytes = pg::from_hex(std::string(pq().PQgetvalue(r->get(), 0, 0),
+                                        static_cast<std::size_t>(pq().PQgetlength(r->get(), 0, 0))));
+  if (!bytes) {
+    throw Error(ErrorCode::kDatabase,
+                fmt::format("{} on {}: the server did not send it as hex", doing, described_));
+  }
+  return bytes;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1066,7 +1256,13 @@ Error PostgresDriver::statement_error(const Step& step, const Script& script,
 
 bool PostgresDriver::apply(const Step& step, const DbState& expected) {
   const DbState done{step.target, false};
-  if (!step.has_file()) return write_state_checked(expected, done);
+  if (!step.has_file()) {
+    // Its row takes the server's clock, like a migration's: the transaction's start, and the
+    // time to the append.
+    std::vector<HistoryInsert> history;
+    if (step.history) history.push_back({history_->insert(*step.history), step.version});
+    return write_state_checked(expected, done, history);
+  }
   Script script = analyze(step);
   version_literal(step.target);
   if (script.outside_transaction) return apply_outside_transaction(step, script, expected);
@@ -1080,7 +1276,19 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
   }
   try {
     std::optional<DbState> last;
+    // Every step's row, written with the version row and COMMIT at the end, in the batch's
+    // transaction. Their timing is the client's: the server's now() is the batch's start for
+    // all of them, and a row sent in its step's pipeline could not know the step's duration.
+    std::vector<HistoryInsert> history;
     while (const Step* step = next()) {
+      const auto started_at = std::chrono::system_clock::now();
+      const auto started = Clock::now();
+      if (step->history && !history_ready_ && !history_pending_) {
+        // Made ready inside the batch's transaction: a failed batch leaves no table behind.
+        auto r = exec_params("SELECT to_regclass($1) IS NOT NULL", {history_table_name()},
+                             "looking for the history table");
+        prepare_history(value_at(r.get(), 0, 0) == "t");
+      }
       if (step->has_file()) {
         Script script = analyze(*step);
         if (script.outside_transaction) {
@@ -1093,15 +1301,39 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
       }
       last = DbState{step->target, false};
       version_literal(last->version);
+      if (step->history) {
+        const pg::HistorySql::Timing timing{
+            format_utc(started_at),
+            std::chrono::duration<double, std::milli>(Clock::now() - started).count()};
+        history.push_back({history_->insert(*step->history, timing), step->version});
+      }
     }
     if (!last) {
       rollback_quietly();
       return true;
     }
-    auto [r, failed] = run(conn_.get(), rows_sql(table_name(), *last) + "; COMMIT");
+    std::optional<Pipeline::Failure> failed;
+    std::size_t commit = 0;
+    {
+      Pipeline p(conn_.get(), /*pipelined=*/true);
+      for (const auto& h : history) p.add(h.sql);
+      for (const auto& sql : rows_statements(table_name(), *last)) p.add(sql);
+      p.add("COMMIT");
+      commit = p.size() - 1;
+      failed = p.finish();
+    }
+    if (failed && failed->index < history.size()) {
+      rollback_quietly();
+      history_failed(history[failed->index].version, failed->why);
+    }
+    if (failed && failed->index < commit) {
+      rollback_quietly();
+      fail(fmt::format("recording version {} in {}", to_string(last->version), table_name()),
+           failed->why);
+    }
     if (failed) {
       // Deferred constraints are checked at COMMIT, after the last statement of the batch.
-      SqlFailure f = *failed;
+      SqlFailure f = failed->why;
       rollback_quietly();
       Error e(ErrorCode::kMigrationFailed,
               scrub(fmt::format("the migrations up to version {} failed at COMMIT: {}{}",
@@ -1115,7 +1347,7 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
     rollback_quietly();
     throw;
   }
-  table_ready_ = true;
+  mark_committed();
   return true;
 }
 
@@ -1123,11 +1355,12 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
                                           const DbState& expected) {
   const DbState done{step.target, false};
   try {
-    // The session's first write makes sure the version table exists, in a round trip of its
-    // own; after that, BEGIN, the lock and the state check travel with the migration: the
-    // whole migration is one round trip.
-    const bool ready = table_ready_;
-    if (!ready && begin_and_read_state() != expected) {
+    // The session's first write makes sure the version table (and the history table) exist,
+    // in round trips of their own; after that, BEGIN, the lock and the state check travel with
+    // the migration: the whole migration, its history row included, is one round trip.
+    const bool with_history = step.history.has_value();
+    const bool ready = table_ready_ && (!with_history || history_ready_);
+    if (!ready && begin_and_read_state(with_history) != expected) {
       rollback_quietly();
       return false;
     }
@@ -1141,6 +1374,9 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     }
     add_statements(p, step, script);
     const std::size_t bookkeeping = p.size();
+    // The row's applied_at is the server's now(), the transaction's start; its duration runs
+    // to the append, after the file's last statement.
+    if (with_history) p.add(history_->insert(*step.history));
     for (const auto& sql : rows_statements(table_name(), done)) p.add(sql);
     p.add("COMMIT");
     const std::size_t commit = p.size() - 1;
@@ -1153,6 +1389,7 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
         fail(fmt::format("reading the version from {}", table_name()), f);
       }
       if (i < bookkeeping) throw statement_error(step, script, i - first, f);
+      if (with_history && i == bookkeeping) history_failed(step.version, f);
       // Deferred constraints are checked at COMMIT, after the last statement.
       if (i == commit) throw migration_error(step, nullptr, f, "at COMMIT");
       if (i < commit) {
@@ -1164,14 +1401,35 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     rollback_quietly();  // no path leaves a transaction open on the session
     throw;
   }
-  table_ready_ = true;
+  mark_committed();
   return true;
 }
 
 bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& script,
                                                const DbState& expected) {
-  // golang-migrate's dirty protocol: whatever happens between the two writes is visible.
-  if (!write_state_checked(expected, DbState{step.target, true})) return false;
+  // The row is written after the file ran, outside the step's statements: its timing is the
+  // client's (when the step started, and how long it took).
+  const auto started_at = std::chrono::system_clock::now();
+  const auto started = Clock::now();
+  auto history_row = [&](std::optional<HistoryKind> kind) {
+    std::vector<HistoryInsert> out;
+    if (!step.history) return out;
+    HistoryRow row = *step.history;
+    if (kind) row.kind = *kind;
+    const pg::HistorySql::Timing timing{
+        format_utc(started_at),
+        std::chrono::duration<double, std::milli>(Clock::now() - started).count()};
+    out.push_back({history_->insert(row, timing), step.version});
+    return out;
+  };
+  // golang-migrate's dirty protocol: whatever happens between the two writes is visible. The
+  // history table is made ready with the dirty mark, so the last write cannot fail for want of it.
+  version_literal(step.target);
+  if (begin_and_read_state(step.history.has_value()) != expected) {
+    rollback_quietly();
+    return false;
+  }
+  write_rows_and_commit(DbState{step.target, true});
   {
     // Not pipelined: the queries of one pipeline share an implicit transaction, which CREATE
     // INDEX CONCURRENTLY and the like refuse. Each statement runs and commits on its own.
@@ -1198,12 +1456,24 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
         } catch (const Error&) {
           rollback_quietly();  // the migration's error matters more; the mark stays
         }
+      } else if (step.history) {
+        // The database stays dirty: the history says this step failed part way.
+        try {
+          auto failed_row = history_row(HistoryKind::kFailed);
+          exec("BEGIN", "starting a transaction");
+          exec(failed_row.front().sql,
+               fmt::format("recording the failure of migration {} in {}", step.version,
+                           history_table_name()));
+          exec("COMMIT", "recording the failure in the history");
+        } catch (const Error&) {
+          rollback_quietly();  // best effort: the migration's error matters more
+        }
       }
       throw *error;
     }
   }
   exec("BEGIN", "starting a transaction");
-  write_rows_and_commit(DbState{step.target, false});
+  write_rows_and_commit(DbState{step.target, false}, history_row(std::nullopt));
   return true;
 }
 
@@ -1259,8 +1529,13 @@ SELECT kind, name FROM (
   }
   exec(fmt::format("DROP TABLE IF EXISTS {} CASCADE", table_name()),
        fmt::format("dropping the version table {}", table_name()));
+  // Gone already when it is in the current schema; not when x-migrations-table-quoted put it in
+  // another one.
+  exec(fmt::format("DROP TABLE IF EXISTS {} CASCADE", history_table_name()),
+       fmt::format("dropping the history table {}", history_table_name()));
   exec("COMMIT", "dropping everything");
   table_ready_ = false;
+  history_ready_ = false;
 }
 
 }  // namespace

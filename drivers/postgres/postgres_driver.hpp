@@ -9,6 +9,8 @@
 //   x-migrations-table=NAME        the version table (default schema_migrations), in the current
 //                                  schema (the first schema on the search_path)
 //   x-migrations-table-quoted=BOOL NAME is "schema"."table" (golang-migrate's rules)
+//   x-history-table=NAME           the history table (default: the version table's name +
+//                                  "_history", in its schema), quoted by the same rules
 //   x-statement-timeout=MS         statement_timeout for the migrations' statements
 //   x-lock-timeout=MS              overrides the lock timeout the caller passes to lock()
 //   x-lock-strategy=advisory|table session advisory lock (default), or a row in a lock table

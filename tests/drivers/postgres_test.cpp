@@ -11,13 +11,19 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <random>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
+#include "core/checksum.hpp"
+#include "core/history.hpp"
 #include "core/url.hpp"
 #include "drivers/postgres/postgres_driver.hpp"
 #include "tests/drivers/conformance.hpp"
@@ -796,7 +802,7 @@ CREATE TRIGGER t BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION trg();
   CHECK(d->apply(up_step(1, "CREATE TYPE mood AS ENUM ('again');"), kNone));
 }
 
-TEST_CASE("postgres: a read-only user reads the version; writing needs rights, not luck") {
+TEST_CASE("postgres: a read-only user reads the version, and writing needs rights, not luck") {
   PostgresFixture fx;
   fx.open()->set_state({3, false});
   const std::string role = random_name("ro_");
@@ -814,4 +820,407 @@ TEST_CASE("postgres: a read-only user reads the version; writing needs rights, n
   }
   fx.exec("DROP OWNED BY " + role);
   fx.exec("DROP ROLE " + role);
+}
+
+// ---------------------------------------------------------------------------------------------
+// History (core/history.hpp): the rows written with each step, on PostgreSQL.
+
+namespace {
+
+// `s` with the history row the Migrator would hand over: its checksum, and `down` as the
+// stored down SQL.
+Step with_row(Step s, std::optional<std::string> down = std::nullopt) {
+  HistoryRow row;
+  row.version = s.version;
+  row.identifier = s.identifier;
+  row.direction = s.direction;
+  row.kind = HistoryKind::kApplied;
+  if (s.has_file()) row.checksum = migration_checksum(s.sql);
+  row.down_sql = std::move(down);
+  row.applied_by = current_user_at_host();
+  row.dbstep_version = dbstep_release();
+  s.history = row;
+  return s;
+}
+
+HistoryRow hand_row(Version v, HistoryKind kind, std::optional<std::string> down = std::nullopt) {
+  HistoryRow row;
+  row.version = v;
+  row.identifier = "v" + std::to_string(v);
+  row.kind = kind;
+  row.down_sql = std::move(down);
+  row.applied_by = "ops@host";
+  row.dbstep_version = dbstep_release();
+  return row;
+}
+
+bool is_utc_millis(const std::string& text) {
+  static const std::regex utc(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
+  return std::regex_match(text, utc);
+}
+
+}  // namespace
+
+TEST_CASE("postgres: history: one row per step, every column, down SQL bytes kept exactly") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  // Invalid UTF-8, a quote, a backslash, a NUL-free control byte and CRLF: stored as bytes.
+  const std::string down = std::string("DROP TABLE a; -- it's \\ \xff\xfe\x01\r\n");
+  const auto before = format_utc(std::chrono::system_clock::now() - 60s);
+  REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE a (x int);"), down), kNone));
+  // A step without a file: its row, checksum none.
+  REQUIRE(d->apply(with_row(make_step(2, 2, "", "")), DbState{1, false}));
+  // Going down: direction down, no down SQL stored.
+  REQUIRE(d->apply(with_row(make_step(2, 1, "2_test.down.sql", "SELECT 1;", Direction::kDown)),
+                   DbState{2, false}));
+  // A step without a row (a caller that keeps no history) appends nothing.
+  REQUIRE(d->apply(up_step(2, "SELECT 2;"), DbState{1, false}));
+  const auto after = format_utc(std::chrono::system_clock::now() + 60s);
+
+  auto rows = d->history();
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 3);
+  const HistoryRow& r1 = (*rows)[0];
+  CHECK(r1.version == 1);
+  CHECK(r1.identifier == "test");
+  CHECK(r1.direction == Direction::kUp);
+  CHECK(r1.kind == HistoryKind::kApplied);
+  CHECK(r1.checksum == migration_checksum("CREATE TABLE a (x int);"));
+  CHECK(r1.down_stored);
+  CHECK_FALSE(r1.down_sql);  // history() does not carry it
+  CHECK(is_utc_millis(r1.applied_at));
+  CHECK(r1.applied_at > before);
+  CHECK(r1.applied_at < after);
+  CHECK(r1.duration_ms >= 0);
+  CHECK(r1.duration_ms < 60000);
+  CHECK(r1.applied_by == current_user_at_host());
+  CHECK(r1.dbstep_version == dbstep_release());
+  const HistoryRow& r2 = (*rows)[1];
+  CHECK(r2.version == 2);
+  CHECK_FALSE(r2.checksum);
+  CHECK_FALSE(r2.down_stored);
+  CHECK(is_utc_millis(r2.applied_at));
+  const HistoryRow& r3 = (*rows)[2];
+  CHECK(r3.direction == Direction::kDown);
+  CHECK(r3.checksum == migration_checksum("SELECT 1;"));
+  CHECK(r1.id < r2.id);
+  CHECK(r2.id < r3.id);
+  CHECK(r1.applied_at <= r2.applied_at);
+
+  // The down SQL comes back byte for byte, whatever bytea_output says.
+  CHECK(d->stored_down(1) == down);
+  CHECK(fx.open("bytea_output=escape")->stored_down(1) == down);
+  CHECK(fx.query("SELECT encode(down_sql, 'hex') FROM schema_migrations_history WHERE version = 1") ==
+        "44524f50205441424c4520613b202d2d2069742773205c20fffe010d0a");
+  CHECK_FALSE(d->stored_down(2));
+  CHECK_FALSE(d->stored_down(3));
+  // The version table is golang-migrate's, untouched in shape.
+  CHECK(fx.query_int("SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                     "'schema_migrations'") == 2);
+}
+
+TEST_CASE("postgres: history: reading never creates the table") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  CHECK(d->state() == kNone);
+  CHECK_FALSE(d->history());
+  CHECK_FALSE(d->stored_down(1));
+  CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+  // A write that appends no row (set_state) creates the version table only.
+  d->lock(1s);
+  d->set_state({3, false});
+  CHECK(fx.table_exists("schema_migrations"));
+  CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+  CHECK_FALSE(d->history());
+  // A database golang-migrate left (version table only) gains history from its next step.
+  REQUIRE(d->apply(with_row(up_step(4, "CREATE TABLE four (x int);")), DbState{3, false}));
+  d->unlock();
+  REQUIRE(d->history());
+  CHECK(d->history()->size() == 1);
+  CHECK(d->history()->front().version == 4);
+  // A read-only user reads it.
+  const std::string role = random_name("ro_");
+  fx.exec("CREATE ROLE " + role + " LOGIN");
+  fx.exec("GRANT SELECT ON schema_migrations, schema_migrations_history TO " + role);
+  std::string url = fx.url;
+  url.replace(url.find("postgres@"), std::string("postgres@").size(), role + "@");
+  {
+    auto ro = drivers::open_postgres(Url::parse(url));
+    REQUIRE(ro->history());
+    CHECK(ro->history()->size() == 1);
+  }
+  fx.exec("DROP OWNED BY " + role);
+  fx.exec("DROP ROLE " + role);
+}
+
+TEST_CASE("postgres: history: a failing migration leaves no row and no change") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  // The first write would create both tables: the failure takes them back.
+  auto e = capture_error([&] {
+    d->apply(with_row(up_step(1, "CREATE TABLE a (x int); SELECT * FROM nowhere;")), kNone);
+  });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  CHECK_FALSE(fx.table_exists("a"));
+  CHECK_FALSE(fx.table_exists("schema_migrations"));
+  CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+  CHECK_FALSE(d->history());
+  // Once the tables exist, a failure leaves the rows as they were.
+  REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone));
+  e = capture_error([&] {
+    d->apply(with_row(up_step(2, "INSERT INTO a VALUES (1); SELECT 1/0;")), DbState{1, false});
+  });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  CHECK(fx.query_int("SELECT count(*) FROM a") == 0);
+  CHECK(d->state() == DbState{1, false});
+  REQUIRE(d->history());
+  CHECK(d->history()->size() == 1);
+  // A deferred constraint failing at COMMIT: no row either.
+  REQUIRE(d->apply(with_row(up_step(2,
+                                    "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (p int "
+                                    "REFERENCES p DEFERRABLE INITIALLY DEFERRED);")),
+                   DbState{1, false}));
+  e = capture_error([&] {
+    d->apply(with_row(up_step(3, "INSERT INTO c VALUES (7);")), DbState{2, false});
+  });
+  CHECK(contains(e.what(), "at COMMIT"));
+  CHECK(d->history()->size() == 2);
+  // The failed append left no trace either (no sequence moved): ids stay consecutive.
+  REQUIRE(d->apply(with_row(up_step(3, "SELECT 3;")), DbState{2, false}));
+  CHECK(fx.query("SELECT string_agg(id::text, ',' ORDER BY id) FROM schema_migrations_history") ==
+        "1,2,3");
+  // Another process moved the version first: false, and no row.
+  CHECK_FALSE(d->apply(with_row(up_step(4, "SELECT 4;")), kNone));
+  CHECK(d->history()->size() == 3);
+}
+
+TEST_CASE("postgres: history: migrations outside a transaction (dirty protocol)") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE t (a int);")), kNone));
+  SUBCASE("success: the row goes with the clean mark, with the client's timing") {
+    REQUIRE(d->apply(with_row(up_step(2, "CREATE INDEX CONCURRENTLY t_a ON t (a);")),
+                     DbState{1, false}));
+    auto rows = d->history();
+    REQUIRE(rows);
+    REQUIRE(rows->size() == 2);
+    CHECK(rows->back().version == 2);
+    CHECK(rows->back().kind == HistoryKind::kApplied);
+    CHECK(is_utc_millis(rows->back().applied_at));
+    CHECK(rows->back().applied_at >= rows->front().applied_at.substr(0, 19));
+    CHECK(rows->back().duration_ms >= 0);
+    CHECK(d->state() == DbState{2, false});
+  }
+  SUBCASE("a failure after a commit leaves the database dirty and a failed row") {
+    auto e = capture_error([&] {
+      d->apply(with_row(up_step(2,
+                                "-- dbstep:no-transaction\nCREATE TABLE u (x int);\n"
+                                "CREATE TABLE u (x int);\n")),
+               DbState{1, false});
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(d->state() == DbState{2, true});
+    auto rows = d->history();
+    REQUIRE(rows);
+    REQUIRE(rows->size() == 2);
+    CHECK(rows->back().version == 2);
+    CHECK(rows->back().kind == HistoryKind::kFailed);
+    CHECK(rows->back().checksum ==
+          migration_checksum("-- dbstep:no-transaction\nCREATE TABLE u (x int);\n"
+                             "CREATE TABLE u (x int);\n"));
+    CHECK(rows->back().duration_ms >= 0);
+    // A failed row's down SQL is never used for a rollback.
+    CHECK_FALSE(d->stored_down(2));
+  }
+  SUBCASE("a failure before anything was committed: clean again, and no row") {
+    auto e = capture_error([&] {
+      d->apply(with_row(up_step(2, "-- dbstep:no-transaction\nCREATE TABLE t (x int);\n")),
+               DbState{1, false});
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(d->state() == DbState{1, false});
+    CHECK(d->history()->size() == 1);
+  }
+  SUBCASE("the first write of a session: the dirty mark creates the table") {
+    fx.exec("DROP TABLE schema_migrations_history");
+    auto fresh = fx.open();
+    REQUIRE(fresh->apply(with_row(up_step(2, "VACUUM t;")), DbState{1, false}));
+    REQUIRE(fresh->history());
+    CHECK(fresh->history()->size() == 1);
+  }
+}
+
+TEST_CASE("postgres: history: a table of that name that is not dbstep's is an error, nothing written") {
+  PostgresFixture fx;
+  SUBCASE("missing columns: found before the migration runs") {
+    fx.exec("CREATE TABLE schema_migrations_history (id int, note text)");
+    fx.exec("INSERT INTO schema_migrations_history VALUES (1, 'mine')");
+    auto d = fx.open();
+    auto e = capture_error([&] { d->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(contains(e.what(), "\"public\".\"schema_migrations_history\" is not dbstep's history table"));
+    CHECK(contains(e.what(), "x-history-table"));
+    CHECK_FALSE(fx.table_exists("a"));
+    CHECK_FALSE(fx.table_exists("schema_migrations"));
+    CHECK(fx.query("SELECT string_agg(note, ',') FROM schema_migrations_history") == "mine");
+    e = capture_error([&] { d->history(); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(contains(e.what(), "is not dbstep's history table"));
+    e = capture_error([&] { d->record_state({1, false}, {hand_row(1, HistoryKind::kBaseline)}); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(d->state() == kNone);
+    // Another name for dbstep's own table works.
+    auto other = fx.open("x-history-table=dbstep_history");
+    CHECK(other->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone));
+    CHECK(fx.query_int("SELECT count(*) FROM dbstep_history") == 1);
+  }
+  SUBCASE("every column, plus one dbstep does not fill: the append fails in the step's transaction") {
+    auto d = fx.open();
+    REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone));
+    fx.exec("ALTER TABLE schema_migrations_history ADD COLUMN reviewer text NOT NULL DEFAULT 'x'");
+    fx.exec("ALTER TABLE schema_migrations_history ALTER COLUMN reviewer DROP DEFAULT");
+    auto e = capture_error(
+        [&] { d->apply(with_row(up_step(2, "CREATE TABLE b (x int);")), DbState{1, false}); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(contains(e.what(), "recording the history of migration 2 in "
+                             "\"public\".\"schema_migrations_history\""));
+    CHECK(contains(e.what(), "is not dbstep's history table"));
+    CHECK(e.sqlstate == "23502");
+    CHECK_FALSE(fx.table_exists("b"));
+    CHECK(d->state() == DbState{1, false});
+    CHECK(fx.query_int("SELECT count(*) FROM schema_migrations_history") == 1);
+  }
+  SUBCASE("a row dbstep cannot read names the table and the row") {
+    auto d = fx.open();
+    REQUIRE(d->apply(with_row(up_step(1, "SELECT 1;")), kNone));
+    fx.exec("UPDATE schema_migrations_history SET kind = 'bogus'");
+    auto e = capture_error([&] { d->history(); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(contains(e.what(), "schema_migrations_history"));
+    CHECK(contains(e.what(), "kind \"bogus\""));
+  }
+}
+
+TEST_CASE("postgres: x-history-table follows the version table's name, schema and quoting") {
+  PostgresFixture fx;
+  SUBCASE("default: <version table>_history") {
+    auto d = fx.open("x-migrations-table=my_versions");
+    REQUIRE(d->apply(with_row(up_step(1, "SELECT 1;")), kNone));
+    CHECK(fx.query_int("SELECT count(*) FROM my_versions_history") == 1);
+    CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+  }
+  SUBCASE("a name of its own, literally (a dot is part of the name)") {
+    auto d = fx.open("x-history-table=audit.log");
+    REQUIRE(d->apply(with_row(up_step(1, "SELECT 1;")), kNone));
+    CHECK(fx.query_int("SELECT count(*) FROM public.\"audit.log\"") == 1);
+    CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+    REQUIRE(d->history());
+    CHECK(d->history()->size() == 1);
+  }
+  SUBCASE("quoted: the version table's schema, or one named") {
+    fx.exec("CREATE SCHEMA migrate; CREATE SCHEMA audit");
+    const std::string base = "x-migrations-table=%22migrate%22.%22sm%22&x-migrations-table-quoted=1";
+    auto d = fx.open(base);
+    REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE t1 (x int);")), kNone));
+    CHECK(fx.query_int("SELECT count(*) FROM migrate.sm_history") == 1);
+    auto named = fx.open(base + "&x-history-table=%22h%22");
+    REQUIRE(named->apply(with_row(up_step(2, "CREATE TABLE t2 (x int);")), DbState{1, false}));
+    CHECK(fx.query_int("SELECT count(*) FROM migrate.h") == 1);
+    auto elsewhere = fx.open(base + "&x-history-table=%22audit%22.%22h%22");
+    REQUIRE(elsewhere->apply(with_row(up_step(3, "CREATE TABLE t3 (x int);")), DbState{2, false}));
+    CHECK(fx.query_int("SELECT count(*) FROM audit.h") == 1);
+    // drop() removes the history table in the other schema with the version table.
+    elsewhere->lock(1s);
+    elsewhere->drop();
+    elsewhere->unlock();
+    CHECK_FALSE(fx.relation_exists("'audit.h'"));
+    CHECK_FALSE(fx.relation_exists("'migrate.sm'"));
+    CHECK_FALSE(elsewhere->history());
+    auto e = capture_error([&] { fx.open(base + "&x-history-table=h"); });
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    CHECK(contains(e.what(), "x-history-table must be quoted"));
+  }
+  SUBCASE("drop() removes it, and the next step creates it again") {
+    auto d = fx.open();
+    REQUIRE(d->apply(with_row(up_step(1, "SELECT 1;")), kNone));
+    d->lock(1s);
+    d->drop();
+    d->unlock();
+    CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+    REQUIRE(d->apply(with_row(up_step(1, "SELECT 1;")), kNone));
+    CHECK(fx.query_int("SELECT count(*) FROM schema_migrations_history") == 1);
+  }
+}
+
+TEST_CASE("postgres: history: record_state writes the state and its rows in one transaction") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  d->lock(1s);
+  d->record_state({3, false}, {hand_row(1, HistoryKind::kBaseline, "DROP TABLE one;"),
+                               hand_row(2, HistoryKind::kBaseline),
+                               hand_row(3, HistoryKind::kBaseline, "DROP TABLE three;")});
+  CHECK(d->state() == DbState{3, false});
+  auto rows = d->history();
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 3);
+  CHECK(rows->at(0).kind == HistoryKind::kBaseline);
+  CHECK(rows->at(0).applied_by == "ops@host");
+  CHECK(rows->at(2).duration_ms == 0);
+  CHECK(is_utc_millis(rows->at(2).applied_at));
+  CHECK(d->stored_down(3) == "DROP TABLE three;");
+  // A row that cannot be written (a version past bigint) takes the state with it.
+  auto e = capture_error([&] {
+    d->record_state({4, false}, {hand_row(4, HistoryKind::kForced),
+                                 hand_row(std::numeric_limits<Version>::max(), HistoryKind::kForced)});
+  });
+  CHECK(e.code() == ErrorCode::kDatabase);
+  CHECK(contains(e.what(), "recording the history of migration 18446744073709551615"));
+  CHECK(d->state() == DbState{3, false});
+  CHECK(d->history()->size() == 3);
+  // A forced row does not count as a stored down SQL; the latest up row that does wins.
+  d->record_state({3, false}, {hand_row(3, HistoryKind::kForced, "forced"),
+                               hand_row(3, HistoryKind::kRepaired, "DROP TABLE three_v2;")});
+  CHECK(d->stored_down(3) == "DROP TABLE three_v2;");
+  // No rows: the state alone.
+  d->record_state({}, {});
+  CHECK(d->state() == kNone);
+  CHECK(d->history()->size() == 5);
+  d->unlock();
+}
+
+TEST_CASE("postgres: history: --single-transaction batches write each step's row, or none") {
+  PostgresFixture fx;
+  auto d = fx.open();
+  std::vector<Step> steps = {
+      with_row(up_step(1, "CREATE TABLE a (x int); SELECT pg_sleep(0.2);"), "DROP TABLE a;"),
+      with_row(make_step(2, 2, "", "")), with_row(up_step(3, "SELECT 3;"))};
+  auto feed = [&steps, i = std::size_t{0}]() mutable -> const Step* {
+    return i < steps.size() ? &steps[i++] : nullptr;
+  };
+  REQUIRE(d->apply_batch(kNone, feed));
+  auto rows = d->history();
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 3);
+  CHECK(rows->at(0).version == 1);
+  CHECK(rows->at(1).version == 2);
+  CHECK_FALSE(rows->at(1).checksum);
+  CHECK(rows->at(2).version == 3);
+  // Each step's own start and duration, not the batch's.
+  CHECK(rows->at(0).duration_ms >= 200);
+  CHECK(rows->at(2).duration_ms < rows->at(0).duration_ms);
+  CHECK(rows->at(0).applied_at < rows->at(2).applied_at);
+  CHECK(d->stored_down(1) == "DROP TABLE a;");
+  // A failing batch leaves no row, and no history table when it would have created it.
+  fx.exec("DROP TABLE schema_migrations_history");
+  auto fresh = fx.open();
+  std::vector<Step> bad = {with_row(up_step(4, "CREATE TABLE d (x int);")),
+                           with_row(up_step(5, "SELECT * FROM nowhere;"))};
+  auto bad_feed = [&bad, i = std::size_t{0}]() mutable -> const Step* {
+    return i < bad.size() ? &bad[i++] : nullptr;
+  };
+  CHECK(capture_error([&] { fresh->apply_batch(DbState{3, false}, bad_feed); }).code() ==
+        ErrorCode::kMigrationFailed);
+  CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+  CHECK_FALSE(fx.table_exists("d"));
+  CHECK(fresh->state() == DbState{3, false});
 }

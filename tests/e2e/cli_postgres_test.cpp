@@ -94,7 +94,8 @@ TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
   CHECK(contains(r.out, "Running 6 pending migration(s) from version none to 6"));
   CHECK(r.err.empty());
   CHECK(db.tables() == std::set<std::string>{"users", "channels", "channel_members", "messages",
-                                             "reactions", "channel_topics", "schema_migrations"});
+                                             "reactions", "channel_topics", "schema_migrations",
+                                             "schema_migrations_history"});
   CHECK(run_dbstep({"-d", db.url, "version"}, tmp.path()).out == "6\n");
   // libpq is loaded on demand (drivers/postgres/libpq.hpp): here it is.
   CHECK(contains(run_dbstep({"-d", db.url, "version"}, tmp.path(), {{"LD_DEBUG", "libs"}}).err,
@@ -107,12 +108,15 @@ TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
   CHECK(db.scalar("SELECT version FROM schema_migrations") == "4");
   r = run_dbstep({"-d", db.url, "goto", "1"}, tmp.path());
   CHECK(r.code == 0);
-  CHECK(db.tables() == std::set<std::string>{"users", "schema_migrations"});
+  CHECK(db.tables() ==
+        std::set<std::string>{"users", "schema_migrations", "schema_migrations_history"});
   r = run_dbstep({"-d", db.url, "goto", "6"}, tmp.path());
   CHECK(r.code == 0);
   r = run_dbstep({"-d", db.url, "rollback", "all", "--yes"}, tmp.path());
   CHECK(r.code == 0);
-  CHECK(db.tables() == std::set<std::string>{"schema_migrations"});
+  CHECK(db.tables() == std::set<std::string>{"schema_migrations", "schema_migrations_history"});
+  // Every step left its row: 6 up, 2 down, 3 down (goto 1), 5 up (goto 6), 6 down.
+  CHECK(db.scalar("SELECT count(*) FROM schema_migrations_history WHERE kind = 'applied'") == "22");
   CHECK(contains(run_dbstep({"-d", db.url, "version"}, tmp.path()).out, "none"));
   CHECK(run_dbstep({"-d", db.url, "migrate", "3"}, tmp.path()).code == 0);
   db.scalar("CREATE VIEW v AS SELECT 1 AS x; CREATE TYPE mood AS ENUM ('ok'); CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'");
@@ -123,7 +127,7 @@ TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
   CHECK(db.scalar("SELECT COUNT(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'") == "0");
 }
 
-TEST_CASE("e2e postgres: a failing statement rolls back its migration; the password is never shown") {
+TEST_CASE("e2e postgres: a failing statement rolls back its migration, and the password is never shown") {
   TempDir tmp;
   TestDatabase db;
   auto dir = tmp / "m";
@@ -133,7 +137,8 @@ TEST_CASE("e2e postgres: a failing statement rolls back its migration; the passw
   CHECK(r.code == 1);
   CHECK(contains(r.err, "migration 2 (2_b.up.sql) failed at line 3"));
   CHECK(contains(r.err, "the database is still at version 1"));
-  CHECK(db.tables() == std::set<std::string>{"a", "schema_migrations"});
+  CHECK(db.tables() == std::set<std::string>{"a", "schema_migrations", "schema_migrations_history"});
+  CHECK(db.scalar("SELECT string_agg(version::text, ',') FROM schema_migrations_history") == "1");
 
   // A URL with a password the server will not get to check (closed port): never echoed.
   r = run_dbstep({"-d", "postgres://alice:hunter2secret@127.0.0.1:1/nowhere?connect_timeout=2", "version"}, tmp.path());
