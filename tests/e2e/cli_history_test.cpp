@@ -1,7 +1,8 @@
 // End-to-end: the history commands of the built `dbstep` binary (status, validate, baseline,
 // repair, version --json) and the checks a run makes with the history (edited files refused,
 // --ignore-checksums, out-of-order migrations, rollback with the stored down SQL), on SQLite
-// files; the --json documents are parsed here with nlohmann-json, as a script would.
+// files and (the last cases) on PostgreSQL; the --json documents are parsed here with
+// nlohmann-json, as a script would.
 
 #include <doctest/doctest.h>
 
@@ -11,11 +12,13 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "tests/e2e/run.hpp"
+#include "tests/e2e/target.hpp"
 #include "tests/support.hpp"
 
 using namespace dbstep::testing;
@@ -565,4 +568,139 @@ TEST_CASE("e2e history: version --json, and errors as JSON with the exit code un
     CHECK_FALSE(r.err.empty());
   }
   CHECK_FALSE(std::filesystem::exists(f.file));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same commands on the PostgreSQL server at $DBSTEP_TEST_POSTGRES_URL (a database of its own
+// per case; without the server these cases fail, never skip).
+
+namespace {
+
+// The history table's rows, in order, as "kind direction version" (the parts a run decides).
+std::vector<std::string> pg_history(const std::string& url) {
+  std::vector<std::string> out;
+  for (const auto& row : PgConnection(url).query(
+           "SELECT kind || ' ' || direction || ' ' || version FROM schema_migrations_history "
+           "ORDER BY id")) {
+    out.push_back(row[0]);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("e2e history postgres: edited files refused, status and validate, repair") {
+  PostgresTarget pg;
+  Fixture f;
+  write_four(f);
+  REQUIRE(f.run({"migrate", "3"}, pg.url("")).code == 0);
+  CHECK(pg_history(pg.url("")) ==
+        std::vector<std::string>{"applied up 1", "applied up 2", "applied up 3"});
+  f.write("2_b.up.sql", "CREATE TABLE b (x int, y int);\n");
+  const Snapshot before = pg.snapshot();
+
+  auto r = f.run({"migrate", "all"}, pg.url(""));
+  CHECK(r.code == 1);
+  CHECK(contains(r.err, "were edited since they ran: 2_b.up.sql"));
+  CHECK(pg.snapshot() == before);
+  CHECK(pg_history(pg.url("")).size() == 3);
+
+  r = f.run({"status", "--json", "--exit-code"}, pg.url(""));
+  CHECK(r.code == 3);
+  json s = parse(r);
+  CHECK(s.at("version") == 3);
+  CHECK(s.at("history_table") == true);
+  CHECK(migration(s, 2).at("edited") == true);
+  CHECK(migration(s, 1).at("applied_at").get<std::string>().back() == 'Z');
+  CHECK(migration(s, 1).at("down_stored") == true);
+  CHECK(migration(s, 4).at("state") == "pending");
+  r = f.run({"status"}, pg.url(""));
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "4 migration(s): 3 applied, 1 pending; 1 edited since applied"));
+  r = f.run({"validate", "--json"}, pg.url(""));
+  CHECK(r.code == 1);
+  CHECK(parse(r).at("problems").size() == 1);
+  CHECK(parse(r).at("problems")[0].at("file") == "2_b.up.sql");
+
+  r = f.run({"migrate", "all", "--ignore-checksums"}, pg.url(""));
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "Applied migration 4: d"));
+  r = f.run({"repair"}, pg.url(""));
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "Accepted the edit of 2_b.up.sql (migration 2)"));
+  CHECK(pg_history(pg.url("")).back() == "repaired up 2");
+  CHECK(f.run({"validate"}, pg.url("")).code == 0);
+  CHECK(f.run({"status", "--exit-code"}, pg.url("")).code == 0);
+}
+
+TEST_CASE("e2e history postgres: rollback with the stored down SQL; a read-only user's status") {
+  PostgresTarget pg;
+  Fixture f;
+  write_four(f);
+  REQUIRE(f.run({"migrate", "all"}, pg.url("")).code == 0);
+  f.remove("4_d.down.sql");
+  auto r = f.run({"rollback", "1"}, pg.url(""));
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "note: migration 4 has no down file"));
+  CHECK(pg.snapshot().tables.count("d") == 0);
+  CHECK(pg_history(pg.url("")).back() == "applied down 4");
+
+  // A role that may only read runs status and validate; nothing is written.
+  std::random_device rd;
+  const std::string role = fmt::format("reader_{:08x}", rd());
+  pg.exec(fmt::format("CREATE ROLE {0} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {0}",
+                      role));
+  std::string ro_url = pg.url("");
+  ro_url.replace(ro_url.find("://") + 3, ro_url.find('@') - ro_url.find("://") - 3, role);
+  const Snapshot before = pg.snapshot();
+  const auto rows_before = pg_history(pg.url(""));
+  r = f.run({"status", "--json", "--exit-code"}, ro_url);
+  CHECK(r.code == 3);
+  CHECK(parse(r).at("version") == 3);
+  CHECK(migration(parse(r), 4).at("state") == "pending");
+  r = f.run({"validate"}, ro_url);
+  CHECK(r.code == 0);
+  r = f.run({"migrate", "all"}, ro_url);  // and writing is indeed refused to it
+  CHECK(r.code == 1);
+  CHECK(pg.snapshot() == before);
+  CHECK(pg_history(pg.url("")) == rows_before);
+  pg.exec(fmt::format("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {0}; DROP ROLE {0}", role));
+}
+
+TEST_CASE("e2e history postgres: baseline a database made by plain SQL; golang-migrate's gains history") {
+  PostgresTarget pg;
+  Fixture f;
+  write_four(f);
+  pg.exec("CREATE TABLE a (x int); CREATE TABLE b (x int);");
+  auto r = f.run({"status", "--json"}, pg.url(""));
+  CHECK(r.code == 0);
+  CHECK(parse(r).at("version").is_null());
+  CHECK(parse(r).at("history_table") == false);
+  CHECK(parse(r).at("summary").at("pending") == 4);
+  r = f.run({"baseline", "2"}, pg.url(""));
+  CHECK(r.code == 0);
+  CHECK(pg_history(pg.url("")) == std::vector<std::string>{"baseline up 1", "baseline up 2"});
+  r = f.run({"baseline", "3"}, pg.url(""));
+  CHECK(r.code == 1);
+  CHECK(contains(r.err, "is already at version 2"));
+  r = f.run({"migrate", "all"}, pg.url(""));
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "from version 2 to 4"));
+
+  // golang-migrate's version table alone: applied before history, until the next step.
+  PostgresTarget gm;
+  gm.exec("CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT "
+          "NULL); INSERT INTO schema_migrations VALUES (2, false); CREATE TABLE a (x int); "
+          "CREATE TABLE b (x int);");
+  r = f.run({"status", "--json"}, gm.url(""));
+  CHECK(parse(r).at("history_table") == false);
+  CHECK(migration(parse(r), 1).at("before_history") == true);
+  r = f.run({"migrate", "all"}, gm.url(""));
+  CHECK(r.code == 0);
+  CHECK(pg_history(gm.url("")) == std::vector<std::string>{"applied up 3", "applied up 4"});
+  r = f.run({"status", "--json"}, gm.url(""));
+  CHECK(migration(parse(r), 2).at("before_history") == true);
+  CHECK(migration(parse(r), 3).at("before_history") == false);
+  CHECK(PgConnection(gm.url("")).query("SELECT version, dirty FROM schema_migrations") ==
+        std::vector<std::vector<std::string>>{{"4", "f"}});
 }
