@@ -126,9 +126,14 @@ void ConsoleObserver::on_plan(const Plan& plan) {
   }
   if (plan.steps.empty()) return;
   bool up = plan.steps.front().direction == Direction::kUp;
-  fmt::print(out_, "{} {} {}migration(s) from version {} to {}\n",
+  // --out-of-order: steps below the starting version run first and leave the version as it is.
+  const auto below = !up || !plan.from ? 0
+                     : std::count_if(plan.steps.begin(), plan.steps.end(),
+                                     [&](const PlannedStep& s) { return s.version < *plan.from; });
+  fmt::print(out_, "{} {} {}migration(s) from version {} to {}{}\n",
              up ? "Running" : "Rolling back", plan.steps.size(), up ? "pending " : "",
-             to_string(plan.from), to_string(plan.to()));
+             to_string(plan.from), to_string(plan.to()),
+             below ? fmt::format(" ({} out of order)", below) : "");
   out_.flush();
 }
 

@@ -433,6 +433,7 @@ TEST_CASE("e2e history: --out-of-order applies migrations merged below the curre
 
   r = f.run({"migrate", "all", "--out-of-order"});
   CHECK(r.code == 0);
+  CHECK(contains(r.out, "Running 1 pending migration(s) from version 4 to 4 (1 out of order)"));
   CHECK(contains(r.out, "Applied migration 3: c"));
   CHECK(tables(f.file).count("c") == 1);
   CHECK(scalar(f.file, "SELECT version FROM schema_migrations") == 4);
