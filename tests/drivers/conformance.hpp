@@ -28,6 +28,7 @@
 
 #include "core/driver.hpp"
 #include "core/error.hpp"
+#include "core/history.hpp"
 
 namespace dbstep::testing {
 
@@ -298,6 +299,138 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
     });
     CHECK(std::string(e.what()).find("cannot run inside a transaction") != std::string::npos);
     CHECK_FALSE(fx.table_exists("b1"));
+    CHECK(d->state() == none);
+  }
+
+  SUBCASE("history: rows ride in the step's transaction; reads create nothing") {
+    using namespace std::string_literals;
+    auto with_row = [](Step step, std::optional<std::string> down = std::nullopt) {
+      HistoryRow row;
+      row.version = step.version;
+      row.identifier = step.identifier;
+      row.direction = step.direction;
+      row.checksum = "c" + std::to_string(step.version);
+      row.down_sql = std::move(down);
+      row.applied_at = "2026-12-01T10:20:00.123Z";
+      row.applied_by = "me@host";
+      row.dbstep_version = "test";
+      step.history = row;
+      return step;
+    };
+    auto d = fx.open();
+    CHECK_FALSE(d->history().has_value());
+    CHECK_FALSE(d->stored_down(1).has_value());
+    CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+
+    // A failing first migration leaves neither its row nor the table.
+    auto e = capture_error([&] {
+      d->apply(with_row(up_step(1, "CREATE TABLE h1 (x int);\nINSERT INTO nope VALUES (1);")), none);
+    });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK_FALSE(fx.table_exists("schema_migrations_history"));
+    CHECK_FALSE(d->history().has_value());
+
+    // The down SQL's bytes come back exactly: quotes, backslashes, invalid UTF-8, CRLF.
+    const std::string down = "DROP TABLE h1; -- it's \\ \xff\xfe\r\n\"q\""s;
+    CHECK(d->apply(with_row(up_step(1, "CREATE TABLE h1 (x int);"), down), none));
+    CHECK(d->apply(with_row(up_step(2, "CREATE TABLE h2 (x int);")), DbState{1, false}));
+    auto rows = d->history();
+    REQUIRE(rows.has_value());
+    REQUIRE(rows->size() == 2);
+    const HistoryRow& r = rows->front();
+    CHECK(r.version == 1);
+    CHECK(r.identifier == "test");
+    CHECK(r.direction == Direction::kUp);
+    CHECK(r.kind == HistoryKind::kApplied);
+    CHECK(r.checksum == std::optional<std::string>("c1"));
+    CHECK(r.down_stored);
+    CHECK_FALSE(r.down_sql.has_value());  // history() does not carry it
+    CHECK(r.applied_at.size() == 24);     // "YYYY-MM-DDTHH:MM:SS.mmmZ"
+    CHECK(r.duration_ms >= 0);
+    CHECK(r.applied_by == "me@host");
+    CHECK(r.dbstep_version == "test");
+    CHECK((*rows)[1].id > r.id);
+    CHECK_FALSE((*rows)[1].down_stored);
+    CHECK(d->stored_down(1) == std::optional<std::string>(down));
+    CHECK_FALSE(d->stored_down(2).has_value());
+
+    // Rolling back appends a down row; a step without a file still gets its row.
+    CHECK(d->apply(with_row(make_step(2, 1, "2_test.down.sql", "DROP TABLE h2;", Direction::kDown)),
+                   DbState{2, false}));
+    Step gap = make_step(3, 3, "", "");
+    CHECK(d->apply(with_row(gap), DbState{1, false}));
+    rows = d->history();
+    REQUIRE(rows->size() == 4);
+    CHECK((*rows)[2].direction == Direction::kDown);
+    CHECK((*rows)[3].version == 3);
+
+    // A failing step adds no row.
+    capture_error([&] { d->apply(with_row(up_step(4, "INSERT INTO nope VALUES (1);")), DbState{3, false}); });
+    CHECK(d->history()->size() == 4);
+
+    // A batch: a row per step, all or none.
+    capture_error([&] {
+      std::vector<Step> steps = {with_row(up_step(4, "CREATE TABLE h4 (x int);")),
+                                 with_row(up_step(5, "INSERT INTO nope VALUES (1);"))};
+      std::size_t i = 0;
+      d->apply_batch(DbState{3, false}, [&]() -> const Step* { return i < steps.size() ? &steps[i++] : nullptr; });
+    });
+    CHECK(d->history()->size() == 4);
+    {
+      std::vector<Step> steps = {with_row(up_step(4, "CREATE TABLE h4 (x int);")),
+                                 with_row(up_step(5, "CREATE TABLE h5 (x int);"))};
+      std::size_t i = 0;
+      CHECK(d->apply_batch(DbState{3, false}, [&]() -> const Step* { return i < steps.size() ? &steps[i++] : nullptr; }));
+    }
+    CHECK(d->history()->size() == 6);
+
+    // record_state: the state and the rows together.
+    HistoryRow forced;
+    forced.version = 2;
+    forced.identifier = "test";
+    forced.kind = HistoryKind::kForced;
+    forced.applied_at = "2026-12-01T10:20:00.123Z";
+    forced.applied_by = "me@host";
+    forced.dbstep_version = "test";
+    d->record_state(DbState{2, false}, {forced});
+    CHECK(d->state() == DbState{2, false});
+    CHECK(d->history()->back().kind == HistoryKind::kForced);
+
+    // Another connection reads the same rows.
+    CHECK(fx.open()->history()->size() == 7);
+  }
+
+  SUBCASE("history: a dirty failure leaves a failed row") {
+    auto d = fx.open();
+    Step step = up_step(1, "-- dbstep:no-transaction\nCREATE TABLE hd (x int);\nINSERT INTO nope VALUES (1);\n");
+    HistoryRow row;
+    row.version = 1;
+    row.identifier = "test";
+    row.applied_at = "2026-12-01T10:20:00.123Z";
+    row.applied_by = "me@host";
+    row.dbstep_version = "test";
+    step.history = row;
+    capture_error([&] { d->apply(step, none); });
+    CHECK(d->state() == DbState{1, true});
+    auto rows = d->history();
+    REQUIRE(rows.has_value());
+    REQUIRE(rows->size() == 1);
+    CHECK(rows->front().kind == HistoryKind::kFailed);
+  }
+
+  SUBCASE("history: a table of another shape under the history's name is an error naming it") {
+    fx.exec("CREATE TABLE schema_migrations_history (note text)");
+    auto d = fx.open();
+    auto e = capture_error([&] { d->history(); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(std::string(e.what()).find("schema_migrations_history") != std::string::npos);
+    Step step = up_step(1, "CREATE TABLE hx (x int);");
+    HistoryRow row;
+    row.version = 1;
+    row.applied_at = "2026-12-01T10:20:00.123Z";
+    step.history = row;
+    capture_error([&] { d->apply(step, none); });
+    CHECK_FALSE(fx.table_exists("hx"));
     CHECK(d->state() == none);
   }
 
