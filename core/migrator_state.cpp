@@ -191,6 +191,13 @@ RepairResult Migrator::repair(std::optional<OptVersion> dirty_version) {
   if (dirty_version) {
     next = DbState{*dirty_version, false};
     result.cleared_dirty = current.dirty;
+    if (options_.record_history && *dirty_version) {
+      // As force() does: the version is vouched for by hand (its only row may say it failed).
+      HistoryRow row = row_for_files(**dirty_version, HistoryKind::kForced);
+      row.checksum.reset();
+      row.down_sql.reset();
+      rows.push_back(std::move(row));
+    }
   }
   if (!rows.empty() || next != current) driver_->record_state(next, rows);
   lock.release();

@@ -125,7 +125,7 @@ StatusReport compute_status(const MigrationIndex& index, const DbState& state,
       // below a version someone set by hand (force, baseline): golang-migrate's reading, every
       // version up to the current one is applied.
       s.state = MigrationState::kApplied;
-      s.before_history = true;
+      s.before_history = mine == nullptr;  // a forced or failed row is history of a kind
     } else {
       s.state = MigrationState::kOutOfOrder;
     }

@@ -135,7 +135,16 @@ TEST_CASE("history: a failing migration leaves no row; one left dirty leaves a f
     auto report = run.m->status();
     CHECK(find(report, 2).state == MigrationState::kDirty);
     CHECK(report.summary.dirty == 1);
+    // repair --force 2 after the schema was mended: 2 reads as applied (a forced row vouches
+    // for it), not as pending below the current version, so --out-of-order will not run it.
+    auto repaired = run.m->repair(OptVersion{2});
+    CHECK(repaired.cleared_dirty);
+    report = run.m->status();
+    CHECK(find(report, 2).state == MigrationState::kApplied);
+    CHECK_FALSE(find(report, 2).before_history);
+    CHECK(report.summary.out_of_order == 0);
   }
+  CHECK(db.rows.back().kind == HistoryKind::kForced);
 }
 
 TEST_CASE("history: migrate refuses to run when an applied file was edited, naming it") {
