@@ -86,11 +86,13 @@ std::size_t skip_separators(std::string_view text, std::size_t i, SqlDialect dia
 
 namespace {
 
-// The first byte of text[from, to) that is not blank or `;`, or nullopt.
+// The first byte of text[from, to) that is not blank or `;`, or nullopt. A byte-order mark is
+// blank only where `bom_allowed` says it is the file's first bytes.
 std::optional<std::size_t> first_unblank(std::string_view text, std::size_t from, std::size_t to,
-                                         SqlDialect dialect) {
+                                         SqlDialect dialect, bool bom_allowed) {
   std::string_view part = text.substr(0, to);
-  const std::size_t i = skip_separators(part, from == 0 ? bom_length(part) : from, dialect);
+  const std::size_t start = from == 0 && bom_allowed ? bom_length(part) : from;
+  const std::size_t i = skip_separators(part, start, dialect);
   if (i < to) return i;
   return std::nullopt;
 }
@@ -98,7 +100,8 @@ std::optional<std::size_t> first_unblank(std::string_view text, std::size_t from
 }  // namespace
 
 bool is_blank(std::string_view part, SqlDialect dialect) {
-  return !first_unblank(part, 0, part.size(), dialect).has_value();
+  // A part of a file: a byte-order mark in it is not at the file's start, so it is text.
+  return !first_unblank(part, 0, part.size(), dialect, false).has_value();
 }
 
 std::optional<std::size_t> first_unaccounted(std::string_view text,
@@ -107,10 +110,10 @@ std::optional<std::size_t> first_unaccounted(std::string_view text,
   std::size_t covered = 0;  // everything before this offset is accounted for
   for (const TextSpan& s : statements) {
     if (s.offset < covered || s.end() > text.size() || s.end() < s.offset) return s.offset;
-    if (auto at = first_unblank(text, covered, s.offset, dialect)) return at;
+    if (auto at = first_unblank(text, covered, s.offset, dialect, true)) return at;
     covered = s.end();
   }
-  return first_unblank(text, covered, text.size(), dialect);
+  return first_unblank(text, covered, text.size(), dialect, true);
 }
 
 Error unaccounted_text_error(const Step& step, std::size_t offset) {

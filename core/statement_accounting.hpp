@@ -42,7 +42,8 @@ std::size_t skip_blank(std::string_view text, std::size_t from, SqlDialect diale
 // Like skip_blank(), also skipping `;` (empty statements, and the ends of statements).
 std::size_t skip_separators(std::string_view text, std::size_t from, SqlDialect dialect);
 
-// True when `part` holds only whitespace, comments and `;` in `dialect`.
+// True when `part` holds only whitespace, comments and `;` in `dialect`. `part` is a piece of a
+// file, so a byte-order mark in it is not blank (only the file's first bytes may be one).
 bool is_blank(std::string_view part, SqlDialect dialect);
 
 // The offset of the first byte of `text` that neither lies inside one of `statements` nor is
