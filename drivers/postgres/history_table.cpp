@@ -69,8 +69,8 @@ std::string HistorySql::insert(const HistoryRow& row, const std::optional<Timing
       "duration_ms, applied_by, dbstep_version) VALUES ((SELECT coalesce(max(id), 0) + 1 FROM "
       "{}), {}, {}, '{}', '{}', {}, {}, {}, {}, {}, {})",
       quoted_, quoted_, row.version, literal(row.identifier), to_string(row.direction),
-      to_string(row.kind), optional_literal(row.checksum), bytes_literal(row.down_sql),
-      applied_at, duration, literal(row.applied_by), literal(row.dbstep_version));
+      to_string(row.kind), optional_literal(row.checksum), bytes_literal(row.down_sql), applied_at,
+      duration, literal(row.applied_by), literal(row.dbstep_version));
 }
 
 std::string HistorySql::select() const {

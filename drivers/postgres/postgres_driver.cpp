@@ -445,7 +445,7 @@ struct Config {
 // A table name under x-migrations-table-quoted: "table" or "schema"."table" (golang-migrate's
 // rules and messages; `key` names the parameter).
 std::pair<std::optional<std::string>, std::string> parse_quoted_table(std::string_view key,
-                                                                     const std::string& table) {
+                                                                      const std::string& table) {
   if (table.size() < 2 || table.front() != '"' || table.back() != '"') {
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("{} must be quoted (for instance "
@@ -1090,7 +1090,9 @@ void PostgresDriver::write_rows_and_commit(const DbState& s,
     }
     if (failed) {
       rollback_quietly();
-      if (failed->index < history.size()) history_failed(history[failed->index].version, failed->why);
+      if (failed->index < history.size()) {
+        history_failed(history[failed->index].version, failed->why);
+      }
       fail(doing, failed->why);
     }
   }
@@ -1128,8 +1130,8 @@ void PostgresDriver::record_state(const DbState& s, const std::vector<HistoryRow
 bool is_wrong_shape(std::string_view sqlstate) {
   // undefined column or function, datatype mismatch, a NOT NULL column dbstep does not fill, a
   // value the column's type cannot take: the table is not dbstep's.
-  return sqlstate == "42703" || sqlstate == "42883" || sqlstate == "42804" ||
-         sqlstate == "23502" || sqlstate == "22P02";
+  return sqlstate == "42703" || sqlstate == "42883" || sqlstate == "42804" || sqlstate == "23502" ||
+         sqlstate == "22P02";
 }
 
 Error PostgresDriver::shape_error(std::string_view doing, const SqlFailure& f) const {
@@ -1191,8 +1193,8 @@ std::optional<std::string> PostgresDriver::stored_down(Version version) {
                                         version, history_table_name());
   auto r = read_history(history_->select_down(version), doing);
   if (!r || pq().PQntuples(r->get()) == 0 || pq().PQgetisnull(r->get(), 0, 0)) return std::nullopt;
-  auto bytes = pg::from_hex(std::string(pq().PQgetvalue(r->get(), 0, 0),
-                                        static_cast<std::size_t>(pq().PQgetlength(r->get(), 0, 0))));
+  auto bytes = pg::from_hex(std::string(
+      pq().PQgetvalue(r->get(), 0, 0), static_cast<std::size_t>(pq().PQgetlength(r->get(), 0, 0))));
   if (!bytes) {
     throw Error(ErrorCode::kDatabase,
                 fmt::format("{} on {}: the server did not send it as hex", doing, described_));
@@ -1461,9 +1463,8 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
         try {
           auto failed_row = history_row(HistoryKind::kFailed);
           exec("BEGIN", "starting a transaction");
-          exec(failed_row.front().sql,
-               fmt::format("recording the failure of migration {} in {}", step.version,
-                           history_table_name()));
+          exec(failed_row.front().sql, fmt::format("recording the failure of migration {} in {}",
+                                                   step.version, history_table_name()));
           exec("COMMIT", "recording the failure in the history");
         } catch (const Error&) {
           rollback_quietly();  // best effort: the migration's error matters more

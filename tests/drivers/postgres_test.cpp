@@ -6,9 +6,15 @@
 // without it every test here fails: a PostgreSQL test never passes by skipping. Each test case
 // works in a database of its own (t_<random>), dropped at the end, so cases can run in parallel.
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <limits>
@@ -910,8 +916,9 @@ TEST_CASE("postgres: history: one row per step, every column, down SQL bytes kep
   // The down SQL comes back byte for byte, whatever bytea_output says.
   CHECK(d->stored_down(1) == down);
   CHECK(fx.open("bytea_output=escape")->stored_down(1) == down);
-  CHECK(fx.query("SELECT encode(down_sql, 'hex') FROM schema_migrations_history WHERE version = 1") ==
-        "44524f50205441424c4520613b202d2d2069742773205c20fffe010d0a");
+  CHECK(
+      fx.query("SELECT encode(down_sql, 'hex') FROM schema_migrations_history WHERE version = 1") ==
+      "44524f50205441424c4520613b202d2d2069742773205c20fffe010d0a");
   CHECK_FALSE(d->stored_down(2));
   CHECK_FALSE(d->stored_down(3));
   // The version table is golang-migrate's, untouched in shape.
@@ -1050,15 +1057,17 @@ TEST_CASE("postgres: history: migrations outside a transaction (dirty protocol)"
   }
 }
 
-TEST_CASE("postgres: history: a table of that name that is not dbstep's is an error, nothing written") {
+TEST_CASE("postgres: history: a user's table of that name is an error, and nothing is written") {
   PostgresFixture fx;
   SUBCASE("missing columns: found before the migration runs") {
     fx.exec("CREATE TABLE schema_migrations_history (id int, note text)");
     fx.exec("INSERT INTO schema_migrations_history VALUES (1, 'mine')");
     auto d = fx.open();
-    auto e = capture_error([&] { d->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone); });
+    auto e =
+        capture_error([&] { d->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone); });
     CHECK(e.code() == ErrorCode::kDatabase);
-    CHECK(contains(e.what(), "\"public\".\"schema_migrations_history\" is not dbstep's history table"));
+    CHECK(contains(e.what(),
+                   "\"public\".\"schema_migrations_history\" is not dbstep's history table"));
     CHECK(contains(e.what(), "x-history-table"));
     CHECK_FALSE(fx.table_exists("a"));
     CHECK_FALSE(fx.table_exists("schema_migrations"));
@@ -1074,16 +1083,18 @@ TEST_CASE("postgres: history: a table of that name that is not dbstep's is an er
     CHECK(other->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone));
     CHECK(fx.query_int("SELECT count(*) FROM dbstep_history") == 1);
   }
-  SUBCASE("every column, plus one dbstep does not fill: the append fails in the step's transaction") {
+  SUBCASE("every column plus one dbstep does not fill: the append fails in the transaction") {
     auto d = fx.open();
     REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone));
     fx.exec("ALTER TABLE schema_migrations_history ADD COLUMN reviewer text NOT NULL DEFAULT 'x'");
     fx.exec("ALTER TABLE schema_migrations_history ALTER COLUMN reviewer DROP DEFAULT");
-    auto e = capture_error(
-        [&] { d->apply(with_row(up_step(2, "CREATE TABLE b (x int);")), DbState{1, false}); });
+    auto e = capture_error([&] {
+      d->apply(with_row(up_step(2, "CREATE TABLE b (x int);")), DbState{1, false});
+    });
     CHECK(e.code() == ErrorCode::kDatabase);
-    CHECK(contains(e.what(), "recording the history of migration 2 in "
-                             "\"public\".\"schema_migrations_history\""));
+    CHECK(contains(e.what(),
+                   "recording the history of migration 2 in "
+                   "\"public\".\"schema_migrations_history\""));
     CHECK(contains(e.what(), "is not dbstep's history table"));
     CHECK(e.sqlstate == "23502");
     CHECK_FALSE(fx.table_exists("b"));
@@ -1119,7 +1130,8 @@ TEST_CASE("postgres: x-history-table follows the version table's name, schema an
   }
   SUBCASE("quoted: the version table's schema, or one named") {
     fx.exec("CREATE SCHEMA migrate; CREATE SCHEMA audit");
-    const std::string base = "x-migrations-table=%22migrate%22.%22sm%22&x-migrations-table-quoted=1";
+    const std::string base =
+        "x-migrations-table=%22migrate%22.%22sm%22&x-migrations-table-quoted=1";
     auto d = fx.open(base);
     REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE t1 (x int);")), kNone));
     CHECK(fx.query_int("SELECT count(*) FROM migrate.sm_history") == 1);
@@ -1170,8 +1182,9 @@ TEST_CASE("postgres: history: record_state writes the state and its rows in one 
   CHECK(d->stored_down(3) == "DROP TABLE three;");
   // A row that cannot be written (a version past bigint) takes the state with it.
   auto e = capture_error([&] {
-    d->record_state({4, false}, {hand_row(4, HistoryKind::kForced),
-                                 hand_row(std::numeric_limits<Version>::max(), HistoryKind::kForced)});
+    d->record_state({4, false},
+                    {hand_row(4, HistoryKind::kForced),
+                     hand_row(std::numeric_limits<Version>::max(), HistoryKind::kForced)});
   });
   CHECK(e.code() == ErrorCode::kDatabase);
   CHECK(contains(e.what(), "recording the history of migration 18446744073709551615"));
@@ -1218,9 +1231,113 @@ TEST_CASE("postgres: history: --single-transaction batches write each step's row
   auto bad_feed = [&bad, i = std::size_t{0}]() mutable -> const Step* {
     return i < bad.size() ? &bad[i++] : nullptr;
   };
-  CHECK(capture_error([&] { fresh->apply_batch(DbState{3, false}, bad_feed); }).code() ==
-        ErrorCode::kMigrationFailed);
+  CHECK(capture_error([&] {
+          fresh->apply_batch(DbState{3, false}, bad_feed);
+        }).code() == ErrorCode::kMigrationFailed);
   CHECK_FALSE(fx.table_exists("schema_migrations_history"));
   CHECK_FALSE(fx.table_exists("d"));
   CHECK(fresh->state() == DbState{3, false});
+}
+
+namespace {
+
+// A TCP relay between one client and the test server that counts round trips: how many times
+// the client starts sending after the server has answered. A pipeline of queries sent together
+// is one; a query sent after reading the previous one's result is another.
+class RoundTripCounter {
+ public:
+  explicit RoundTripCounter(int server_port) : server_port_(server_port) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        ::listen(listener_, 1) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("cannot listen on a loopback port");
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { relay(); });
+  }
+  ~RoundTripCounter() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  RoundTripCounter(const RoundTripCounter&) = delete;
+  RoundTripCounter& operator=(const RoundTripCounter&) = delete;
+
+  int port() const { return port_; }
+  int round_trips() const { return round_trips_; }
+
+ private:
+  void relay() {
+    pollfd l{listener_, POLLIN, 0};
+    while (!stop_ && ::poll(&l, 1, 50) <= 0) {
+    }
+    if (stop_) return;
+    const int client = ::accept(listener_, nullptr, nullptr);
+    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(server_port_));
+    if (client >= 0 && ::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      bool answered = true;  // the client's first bytes start a round trip
+      char buf[1 << 16];
+      while (!stop_) {
+        pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+        if (::poll(p, 2, 50) <= 0) continue;
+        if (p[0].revents) {
+          const ssize_t n = ::read(client, buf, sizeof buf);
+          if (n <= 0 || ::write(server, buf, static_cast<std::size_t>(n)) != n) break;
+          if (answered) ++round_trips_;
+          answered = false;
+        }
+        if (p[1].revents) {
+          const ssize_t n = ::read(server, buf, sizeof buf);
+          if (n <= 0 || ::write(client, buf, static_cast<std::size_t>(n)) != n) break;
+          answered = true;
+        }
+      }
+    }
+    if (client >= 0) ::close(client);
+    ::close(server);
+  }
+
+  int server_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> round_trips_{0};
+};
+
+}  // namespace
+
+TEST_CASE("postgres: a migration and its history row travel in one round trip") {
+  PostgresFixture fx;
+  RoundTripCounter relay(std::stoi(fx.query("SELECT current_setting('port')")));
+  std::string url = fx.url;  // scripts/pg-cluster.sh's form: postgres://user@127.0.0.1:PORT/db?...
+  REQUIRE(url.find("@127.0.0.1:") != std::string::npos);
+  const auto at = url.find("@127.0.0.1:") + std::string("@127.0.0.1:").size();
+  url.replace(at, url.find('/', at) - at, std::to_string(relay.port()));
+  auto d = drivers::open_postgres(Url::parse(url));
+  // The session's first write looks for the tables and creates them in round trips of their own.
+  const int connected = relay.round_trips();
+  REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE a (x int);")), kNone));
+  CHECK(relay.round_trips() - connected >= 4);
+  for (Version v = 2; v <= 6; ++v) {
+    CAPTURE(v);
+    const int before = relay.round_trips();
+    REQUIRE(d->apply(with_row(up_step(v, "CREATE TABLE t" + std::to_string(v) +
+                                             " (x int); INSERT INTO t" + std::to_string(v) +
+                                             " VALUES (1), (2); CREATE INDEX ON t" +
+                                             std::to_string(v) + " (x);"),
+                              "DROP TABLE t" + std::to_string(v) + ";"),
+                     DbState{v - 1, false}));
+    CHECK(relay.round_trips() - before == 1);
+  }
+  CHECK(d->history()->size() == 6);
 }

@@ -127,7 +127,8 @@ TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
   CHECK(db.scalar("SELECT COUNT(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'") == "0");
 }
 
-TEST_CASE("e2e postgres: a failing statement rolls back its migration, and the password is never shown") {
+TEST_CASE(
+    "e2e postgres: a failing statement rolls back its migration, and the password is never shown") {
   TempDir tmp;
   TestDatabase db;
   auto dir = tmp / "m";
@@ -137,7 +138,8 @@ TEST_CASE("e2e postgres: a failing statement rolls back its migration, and the p
   CHECK(r.code == 1);
   CHECK(contains(r.err, "migration 2 (2_b.up.sql) failed at line 3"));
   CHECK(contains(r.err, "the database is still at version 1"));
-  CHECK(db.tables() == std::set<std::string>{"a", "schema_migrations", "schema_migrations_history"});
+  CHECK(db.tables() ==
+        std::set<std::string>{"a", "schema_migrations", "schema_migrations_history"});
   CHECK(db.scalar("SELECT string_agg(version::text, ',') FROM schema_migrations_history") == "1");
 
   // A URL with a password the server will not get to check (closed port): never echoed.
