@@ -114,13 +114,9 @@ HistoryRow HistorySql::parse_row(const std::vector<std::optional<std::string>>& 
   row.version = static_cast<Version>(version);
   row.identifier = c[2].value_or("");
   const std::string direction = c[3].value_or("");
-  if (direction == "up") {
-    row.direction = Direction::kUp;
-  } else if (direction == "down") {
-    row.direction = Direction::kDown;
-  } else {
-    throw bad(fmt::format("direction \"{}\"", direction));
-  }
+  const auto d = parse_direction(direction);
+  if (!d) throw bad(fmt::format("direction \"{}\"", direction));
+  row.direction = *d;
   const auto kind = parse_history_kind(c[4].value_or(""));
   if (!kind) throw bad(fmt::format("kind \"{}\"", c[4].value_or("NULL")));
   row.kind = *kind;

@@ -112,7 +112,7 @@ TEST_CASE("history: every step appends a row with the file's checksum and the do
   CHECK_FALSE(plain.history_table);
 }
 
-TEST_CASE("history: a failing migration leaves no row; one left dirty leaves a failed row") {
+TEST_CASE("history: a failing migration leaves no row, one left dirty leaves a failed row") {
   Database db;
   {
     Run run(db, three());
@@ -288,7 +288,7 @@ TEST_CASE("history: migrations pending below the current version are reported, a
   CHECK(db.executed.back() == "CREATE 2");
 }
 
-TEST_CASE("history: a golang-migrate database gains history; baseline and force") {
+TEST_CASE("history: a golang-migrate database gains history, then baseline and force") {
   Database db;
   db.current = DbState{2, false};  // golang-migrate left it at 2: no history table
   {

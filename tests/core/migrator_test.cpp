@@ -383,7 +383,7 @@ TEST_CASE("engine: --single-transaction applies the whole plan at once, or nothi
   CHECK(e.version() == none());
 }
 
-TEST_CASE("engine: --single-transaction reports its steps once committed; a stop ends the batch") {
+TEST_CASE("engine: --single-transaction reports its steps once committed, and a stop ends the batch") {
   struct Log final : Observer {
     std::vector<std::string> events;
     std::atomic<bool>* stop = nullptr;

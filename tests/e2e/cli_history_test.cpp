@@ -326,7 +326,7 @@ TEST_CASE("e2e history: --exit-code is 0 when nothing is pending, 3 for out-of-o
   CHECK(contains(r.out, "3 applied, 0 pending, 1 out of order"));
 }
 
-TEST_CASE("e2e history: migrate refuses an edited applied file; --ignore-checksums; repair") {
+TEST_CASE("e2e history: migrate refuses an edited applied file, then --ignore-checksums, then repair") {
   Fixture f;
   write_four(f);
   REQUIRE(f.run({"migrate", "2"}).code == 0);
@@ -634,7 +634,7 @@ TEST_CASE("e2e history postgres: edited files refused, status and validate, repa
   CHECK(f.run({"status", "--exit-code"}, pg.url("")).code == 0);
 }
 
-TEST_CASE("e2e history postgres: rollback with the stored down SQL; a read-only user's status") {
+TEST_CASE("e2e history postgres: rollback with the stored down SQL, and a read-only user's status") {
   PostgresTarget pg;
   Fixture f;
   write_four(f);
@@ -668,7 +668,7 @@ TEST_CASE("e2e history postgres: rollback with the stored down SQL; a read-only 
   pg.exec(fmt::format("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {0}; DROP ROLE {0}", role));
 }
 
-TEST_CASE("e2e history postgres: baseline a database made by plain SQL; golang-migrate's gains history") {
+TEST_CASE("e2e history postgres: baseline a database made by plain SQL, and golang-migrate's gains history") {
   PostgresTarget pg;
   Fixture f;
   write_four(f);
