@@ -23,18 +23,11 @@ std::string format_ms(double ms) {
   return format_duration(std::chrono::nanoseconds(static_cast<std::int64_t>(ms * 1e6)));
 }
 
-const char* state_text(MigrationState state) {
-  switch (state) {
-    case MigrationState::kApplied:
-      return "applied";
-    case MigrationState::kPending:
-      return "pending";
-    case MigrationState::kOutOfOrder:
-      return "out of order";
-    case MigrationState::kDirty:
-      return "dirty";
-  }
-  return "?";
+// core's name for the state, in words: "out_of_order" reads "out of order".
+std::string state_text(MigrationState state) {
+  std::string text = to_string(state);
+  std::replace(text.begin(), text.end(), '_', ' ');
+  return text;
 }
 
 // Whether the row's time and duration describe the version being applied now: the latest row

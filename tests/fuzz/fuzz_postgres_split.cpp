@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/fuzz/fuzz_support.hpp"
 #include "core/driver.hpp"
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
@@ -37,19 +38,7 @@ namespace {
 
 using dbstep::TextSpan;
 
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= ' ' && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
+using dbstep::fuzz::escaped;
 
 [[noreturn]] void fail(const char* what, std::string_view text, std::size_t at) {
   std::fprintf(stderr, "fuzz_postgres_split: %s at byte %zu\n  file: \"%s\"\n", what, at,

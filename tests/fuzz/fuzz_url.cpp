@@ -24,25 +24,13 @@
 
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include "tests/fuzz/fuzz_support.hpp"
 #include "core/error.hpp"
 #include "core/url.hpp"
 
 namespace {
 
-// Bytes as C escapes, so a report shows NUL and control bytes.
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= ' ' && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
+using dbstep::fuzz::escaped;
 
 [[noreturn]] void fail(const char* what, std::string_view input, std::string_view output) {
   std::fprintf(stderr, "fuzz_url: %s\n  input:  \"%s\"\n  output: \"%s\"\n", what,
