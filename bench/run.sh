@@ -6,6 +6,7 @@
 #   bench/run.sh --tiny     CI's configuration: N = 10, one round, few runs (~1-2 min with builds)
 #
 # Options: --ns 100,1000   --rounds R   --rounds-large R   --uptodate-ns 1000   --uptodate-runs K
+#          --status-ns 1000,10000 (Ns at which `dbstep status` is timed against its floor)
 #          --backends sqlite[,postgres]   --no-micro   --no-embed   --out DIR
 #          --big-file-mb 4,16 (sizes of the one-big-migration probe; empty skips it)
 #
@@ -31,15 +32,16 @@ while [ $# -gt 0 ]; do
     --no-micro) micro=0 ;;
     --no-embed) embed=0 ;;
     --out) out=$2; shift ;;
-    --ns|--rounds|--rounds-large|--uptodate-ns|--uptodate-runs|--backends|--micro-repetitions|--big-file-mb)
+    --ns|--rounds|--rounds-large|--uptodate-ns|--status-ns|--uptodate-runs|--backends\
+    |--micro-repetitions|--big-file-mb)
       harness_args+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 if [ "$tiny" -eq 1 ]; then
-  harness_args=(--ns 10 --uptodate-ns 10 --rounds 1 --rounds-large 1 --uptodate-runs 3
+  harness_args=(--ns 10 --uptodate-ns 10 --status-ns 10 --rounds 1 --rounds-large 1 --uptodate-runs 3
                 --micro-repetitions 1 --big-file-mb 1,2 "${harness_args[@]}")
 fi
 out=${out:-$build/bench-results}
