@@ -8,7 +8,7 @@ packages=(
   libsqlitecpp-dev libsqlite3-dev sqlite3
   libboost-program-options-dev libfmt-dev doctest-dev nlohmann-json3-dev
   libpqxx-dev libpq-dev libpg-query-dev libprotobuf-c-dev
-  postgresql-15 postgresql-client-15
+  postgresql-15 postgresql-client-15 pgbouncer
   libssl-dev
   clang-14 libclang-rt-14-dev
 )

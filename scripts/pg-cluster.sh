@@ -4,8 +4,13 @@
 #   scripts/pg-cluster.sh start DIR   creates a cluster in DIR, starts it on a free loopback port
 #                                     and prints exactly one line on stdout: its URL, e.g.
 #                                     postgres://postgres@127.0.0.1:54321/postgres?sslmode=disable
-#   scripts/pg-cluster.sh stop DIR    stops the cluster whose data directory is DIR/data, and
-#                                     removes DIR
+#   scripts/pg-cluster.sh start-pgbouncer DIR
+#                                     starts PgBouncer (Debian's pgbouncer package) in front of
+#                                     the cluster running in DIR, on another free loopback port, in
+#                                     transaction pooling mode, and prints its URL the same way,
+#                                     e.g. postgres://postgres@127.0.0.1:54322/postgres?sslmode=disable
+#   scripts/pg-cluster.sh stop DIR    stops the PgBouncer started in DIR if any, then the cluster
+#                                     whose data directory is DIR/data, and removes DIR
 #
 # The server listens on 127.0.0.1 only, with trust authentication for the superuser "postgres",
 # and keeps its Unix socket in a directory of its own (DIR/sock, or a short temporary one when DIR
@@ -15,6 +20,14 @@
 # $DBSTEP_PG_USER, else the Debian "postgres" user when it exists, else a system user
 # "dbstep-pg" created on first use. Everything else goes to stderr; any failure exits non-zero
 # with a message there (and the server log when the server did not start).
+#
+# PgBouncer (in DIR/pgbouncer, run as the cluster's owner: it refuses root too) serves every
+# database of the cluster ("*"), trusts the users its auth file lists (postgres), pools in
+# transaction mode and hands out its server connections round robin rather than last used first,
+# so that two transactions of one client land on different server sessions once the pool holds
+# two: whatever leans on session state (a session advisory lock, a session SET, a named prepared
+# statement) breaks in the tests every time, not by chance. admin_users = postgres opens its
+# console (database "pgbouncer") to the tests.
 set -euo pipefail
 
 die() {
@@ -23,7 +36,7 @@ die() {
 }
 
 usage() {
-  echo "usage: $0 start DIR | stop DIR" >&2
+  echo "usage: $0 start DIR | start-pgbouncer DIR | stop DIR" >&2
   exit 2
 }
 
@@ -153,9 +166,96 @@ EOF
   die "PostgreSQL started but does not answer on 127.0.0.1:$port"
 }
 
+start_pgbouncer() {
+  local pgbouncer=${DBSTEP_PGBOUNCER:-/usr/sbin/pgbouncer}
+  [ -x "$pgbouncer" ] ||
+    die "PgBouncer not found at $pgbouncer (run scripts/install-deps.sh, or set DBSTEP_PGBOUNCER)"
+  [ -d "$dir" ] || die "$dir does not exist: start the cluster first with: $0 start $dir"
+  dir=$(cd "$dir" && pwd)
+  [ -f "$dir/port" ] && [ -e "$dir/data/postmaster.pid" ] ||
+    die "no running cluster in $dir: start it first with: $0 start $dir"
+  local pg_port bin bdir="$dir/pgbouncer"
+  pg_port=$(cat "$dir/port")
+  bin=$(find_bin)
+  owner=$(stat -c %U "$dir/data")
+  if [ -f "$bdir/pgbouncer.pid" ] && kill -0 "$(cat "$bdir/pgbouncer.pid")" 2>/dev/null; then
+    die "PgBouncer already runs in $bdir; stop it first with: $0 stop $dir"
+  fi
+  rm -rf "$bdir"
+  mkdir -p "$bdir"
+  printf '"postgres" ""\n' >"$bdir/userlist.txt"
+  if [ "$(id -u)" -eq 0 ]; then chown "$owner" "$bdir" "$bdir/userlist.txt"; fi
+
+  local attempt port="" i
+  for attempt in 1 2 3 4 5 6 7 8; do
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    port_in_use "$port" && continue
+    cat >"$bdir/pgbouncer.ini" <<EOF
+; scripts/pg-cluster.sh: PgBouncer in front of a throwaway test cluster.
+[databases]
+* = host=127.0.0.1 port=$pg_port
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $bdir/userlist.txt
+admin_users = postgres
+pool_mode = transaction
+server_round_robin = 1
+default_pool_size = 20
+max_client_conn = 1000
+log_connections = 0
+log_disconnections = 0
+logfile = $bdir/pgbouncer.log
+pidfile = $bdir/pgbouncer.pid
+EOF
+    if [ "$(id -u)" -eq 0 ]; then chown "$owner" "$bdir/pgbouncer.ini"; fi
+    rm -f "$bdir/pgbouncer.log"
+    # -d: PgBouncer reads its configuration and binds its port, then goes to the background.
+    if as_owner "$pgbouncer" -d -q "$bdir/pgbouncer.ini" >"$bdir/start.log" 2>&1; then
+      for i in $(seq 1 100); do
+        if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; then
+          echo "$port" >"$bdir/port"
+          echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+          return
+        fi
+        sleep 0.1
+      done
+    fi
+    stop_pgbouncer
+    # Another process may have taken the port between the check and the start: try another.
+    if grep -qs "Address already in use" "$bdir/start.log" "$bdir/pgbouncer.log"; then
+      continue
+    fi
+    cat "$bdir/start.log" >&2 2>/dev/null || true
+    tail -n 30 "$bdir/pgbouncer.log" >&2 2>/dev/null || true
+    die "PgBouncer did not start on 127.0.0.1:$port (log: $bdir/pgbouncer.log)"
+  done
+  die "found no free port for PgBouncer"
+}
+
+# Stops the PgBouncer whose pid file is in $dir/pgbouncer, if one runs there.
+stop_pgbouncer() {
+  local pidfile="$dir/pgbouncer/pgbouncer.pid" pid i
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$pidfile"
+}
+
 stop() {
   [ -d "$dir" ] || die "$dir does not exist"
   dir=$(cd "$dir" && pwd)
+  stop_pgbouncer
   local data="$dir/data"
   if [ -e "$data/postmaster.pid" ]; then
     local bin
@@ -176,6 +276,7 @@ stop() {
 
 case "$command" in
   start) start ;;
+  start-pgbouncer) start_pgbouncer ;;
   stop) stop ;;
   *) usage ;;
 esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds dbstep and its tests, starts a throwaway PostgreSQL 15
-# cluster on a free loopback port, runs every test through ctest against it, and stops the
-# cluster again (also on failure). Extra arguments go to ctest (e.g. -R sqlite).
+# cluster on a free loopback port and a PgBouncer in transaction pooling mode in front of it,
+# runs every test through ctest against them, and stops both again (also on failure). Extra
+# arguments go to ctest (e.g. -R sqlite).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DBSTEP_BUILD_DIR:-$root/build}
@@ -15,6 +16,10 @@ trap cleanup EXIT
 DBSTEP_TEST_POSTGRES_URL=$("$root/scripts/pg-cluster.sh" start "$pgdir")
 export DBSTEP_TEST_POSTGRES_URL
 echo "PostgreSQL test server: $DBSTEP_TEST_POSTGRES_URL"
+# The same server behind PgBouncer (transaction pooling): tests/e2e/pgbouncer_test.cpp.
+DBSTEP_TEST_PGBOUNCER_URL=$("$root/scripts/pg-cluster.sh" start-pgbouncer "$pgdir")
+export DBSTEP_TEST_PGBOUNCER_URL
+echo "PgBouncer (transaction pooling) in front of it: $DBSTEP_TEST_PGBOUNCER_URL"
 
 cd "$build"
 ctest --output-on-failure -j"$(nproc)" "$@"
