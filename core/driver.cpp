@@ -27,6 +27,23 @@ bool Driver::apply_batch(const DbState& /*expected*/, const StepFeed& /*next*/) 
                           describe()));
 }
 
+std::string Driver::schema_snapshot() {
+  throw Error(ErrorCode::kInvalidArgument,
+              fmt::format("{}: this driver cannot take a schema snapshot", describe()));
+}
+
+std::string Driver::create_scratch_database(const std::string& /*name*/) {
+  throw Error(ErrorCode::kInvalidArgument,
+              fmt::format("{}: this driver cannot create a scratch database; pass one with "
+                          "--scratch URL",
+                          describe()));
+}
+
+void Driver::drop_scratch_database(const std::string& /*name*/) {
+  throw Error(ErrorCode::kInvalidArgument,
+              fmt::format("{}: this driver cannot drop a scratch database", describe()));
+}
+
 bool sleep_unless_stopped(std::chrono::milliseconds pause, const std::atomic<bool>* stop) {
   constexpr std::chrono::milliseconds kSlice{20};
   const auto until = std::chrono::steady_clock::now() + pause;

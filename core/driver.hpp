@@ -138,6 +138,27 @@ class Driver {
   // already running) and then changes nothing; it never throws and never waits long. Drivers
   // whose database offers no such request keep this default, which does nothing.
   virtual void interrupt() noexcept {}
+
+  // Schema snapshots and scratch databases (core/schema_snapshot.hpp, core/verify.hpp).
+  //
+  // Everything in the database (for servers: the current schema) that a migration can change,
+  // as a deterministic text: one object after another, sorted by kind and name, each object's
+  // parts (columns in their table order, then constraints, indexes, triggers ... by name) on
+  // lines of their own. Two databases with the same schema give the same text, whatever order
+  // it was built in; nothing that depends on creation order (OIDs, rowids, dropped columns) or
+  // on data appears. dbstep's own tables (version, history, lock) are left out. Read-only: no
+  // lock, nothing created; a database that does not exist yet gives an empty schema. Drivers
+  // that cannot describe their schema keep this default, which throws Error(kInvalidArgument).
+  virtual std::string schema_snapshot();
+  // Creates an empty database named `name` (letters, digits, '_') for a throwaway run beside
+  // this one (on the same server; for SQLite a file in the system's temporary folder) and
+  // returns its URL, with this driver's x- parameters. Touches this database only to create
+  // the other one. Throws Error(kDatabase) saying which right is missing when it may not.
+  // Default: Error(kInvalidArgument), not supported.
+  virtual std::string create_scratch_database(const std::string& name);
+  // Removes the database create_scratch_database(name) made (no other), with everything in
+  // it; nothing when it is gone. Throws Error(kDatabase) when it cannot.
+  virtual void drop_scratch_database(const std::string& name);
 };
 
 // For drivers' lock waits: sleeps for `pause`, in slices short enough to notice `stop` (which
