@@ -15,7 +15,7 @@ namespace dbstep::drivers {
 #define DBSTEP_LIBPQ_FUNCTIONS(X)                                                               \
   X(PQcancel) X(PQclear) X(PQcmdTuples) X(PQconndefaults) X(PQconnectdbParams)                \
   X(PQconninfoFree) X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQexec)       \
-  X(PQexecParams) X(PQfreeCancel) X(PQgetCancel)                                               \
+  X(PQexecParams) X(PQfreeCancel) X(PQgetCancel) X(PQbackendPID)                               \
   X(PQexitPipelineMode) X(PQfinish) X(PQflush) X(PQfreemem) X(PQgetCopyData) X(PQgetResult)   \
   X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQnfields) X(PQntuples) X(PQpipelineSync)    \
   X(PQputCopyEnd) X(PQresultErrorField) X(PQresultErrorMessage) X(PQresultStatus)              \

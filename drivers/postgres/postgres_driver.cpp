@@ -25,6 +25,7 @@
 #include "core/sql_text.hpp"
 #include "drivers/postgres/history_table.hpp"
 #include "drivers/postgres/libpq.hpp"
+#include "drivers/postgres/pooler_check.hpp"
 #include "drivers/postgres/statements.hpp"
 
 namespace dbstep::drivers {
@@ -625,6 +626,9 @@ class PostgresDriver final : public Driver {
 
   Config cfg_;
   ConnectSpec spec_;
+  // Whether a connection pooler makes the advisory lock hold nothing (x-pooler; pooler_check.hpp).
+  pg::PoolerCheck pooler_;
+  int server_pid_ = 0;  // pg_backend_pid() at connection, for pooler_
   std::string described_;
   ConnPtr conn_;
   // interrupt()'s cancel request for conn_, made once the connection is up: PQcancel on it is
@@ -643,7 +647,7 @@ class PostgresDriver final : public Driver {
 };
 
 PostgresDriver::PostgresDriver(const Url& url, Config config)
-    : cfg_(std::move(config)), spec_(connect_spec(url)) {
+    : cfg_(std::move(config)), spec_(connect_spec(url)), pooler_(url) {
   described_ = scrub(url.without_custom_params());
   std::vector<const char*> keys, values;
   for (std::size_t i = 0; i < spec_.keywords.size(); ++i) {
@@ -667,7 +671,9 @@ PostgresDriver::PostgresDriver(const Url& url, Config config)
     exec(fmt::format("SET statement_timeout = {}", cfg_.statement_timeout_ms),
          "setting x-statement-timeout");
   }
-  auto r = exec("SELECT current_database(), current_schema()", "reading the current schema");
+  auto r = exec("SELECT current_database(), current_schema(), pg_backend_pid()",
+                "reading the current schema");
+  server_pid_ = std::atoi(value_at(r.get(), 0, 2).c_str());
   database_ = value_at(r.get(), 0, 0);
   if (pq().PQgetisnull(r.get(), 0, 1)) {
     throw Error(ErrorCode::kDatabase,
@@ -725,6 +731,9 @@ std::string PostgresDriver::scrub(std::string_view text) const {
 }
 
 void PostgresDriver::fail(std::string_view doing, const SqlFailure& f) const {
+  if (pg::PoolerCheck::is_lost_session(f.message)) {
+    throw pg::PoolerCheck::lost_session_error(described_);
+  }
   std::string msg = f.message;
   if (!f.sqlstate.empty()) msg += fmt::format(" (SQLSTATE {})", f.sqlstate);
   if (!f.detail.empty()) msg += "; detail: " + f.detail;
@@ -774,6 +783,8 @@ void PostgresDriver::lock(milliseconds timeout, const std::atomic<bool>* stop) {
   milliseconds wait = cfg_.lock_timeout.value_or(timeout);
   if (wait.count() < 0) wait = milliseconds(0);
   if (cfg_.lock_strategy == LockStrategy::kAdvisory) {
+    // Behind a pooler in transaction mode the advisory lock would hold nothing: refused.
+    pooler_.check_advisory_lock(pq().PQbackendPID(conn_.get()), server_pid_, described_);
     lock_advisory(wait, stop);
   } else {
     lock_table(wait, stop);
@@ -1030,6 +1041,9 @@ DbState PostgresDriver::begin_and_read_state(bool with_history) {
     if (check_history) prepare_history(value_at(r.get(), 0, 1) == "t");
   }
   // One round trip when the table is known to exist.
+  if (auto check = locked_ ? pooler_.migration_check_sql(lock_keys_) : ""; !check.empty()) {
+    begin += check + "; ";
+  }
   auto r = exec(fmt::format("{}{}; SELECT version, dirty FROM {} LIMIT 1", begin, lock_sql(),
                             table_name()),
                 fmt::format("reading the version from {}", table_name()));
@@ -1370,9 +1384,12 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     std::size_t first = 0;  // the index of the file's first statement
     if (ready) {
       p.add("BEGIN");
+      if (auto check = locked_ ? pooler_.migration_check_sql(lock_keys_) : ""; !check.empty()) {
+        p.add(check);
+      }
       p.add(lock_sql());
       p.add(check_state_sql(table_name(), expected));
-      first = 3;
+      first = p.size();
     }
     add_statements(p, step, script);
     const std::size_t bookkeeping = p.size();

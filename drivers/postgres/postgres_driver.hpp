@@ -17,6 +17,9 @@
 //                                  for poolers that do not keep sessions (PgBouncer transaction
 //                                  mode)
 //   x-lock-table=NAME              the lock table of x-lock-strategy=table (default schema_lock)
+//   x-pooler=session|transaction   a connection pooler in between keeps sessions (the advisory
+//                                  lock holds) or not (refused); without it a pooler is detected
+//                                  and the advisory lock refused (pooler_check.hpp)
 //   x-multi-statement(-max-size)   accepted for golang-migrate compatibility and ignored: files are
 //                                  always split into statements by PostgreSQL's own parser
 //   libpq keywords                 passed to libpq unchanged (sslmode, connect_timeout ...)
