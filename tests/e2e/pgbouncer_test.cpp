@@ -161,7 +161,8 @@ struct PgBouncerFixture {
 
 // A loopback relay in front of a server that reads what the client sends, message by message
 // (PostgreSQL's frontend protocol), and keeps the names of the prepared statements it creates
-// (Parse messages) and uses (Bind messages). One client connection at a time, as a driver makes.
+// (Parse messages) and uses (Bind messages); it also counts round trips (the client sending
+// after the server answered). One client connection at a time, as a driver makes.
 class StatementSniffer {
  public:
   explicit StatementSniffer(int server_port) : server_port_(server_port) {
@@ -190,6 +191,7 @@ class StatementSniffer {
 
   int port() const { return port_; }
   int parses() const { return parses_; }
+  int round_trips() const { return round_trips_; }
   std::set<std::string> named_statements() const {
     std::lock_guard<std::mutex> g(mutex_);
     return named_;
@@ -209,6 +211,7 @@ class StatementSniffer {
     if (::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
       std::string pending;   // client bytes not yet read as whole messages
       bool started = false;  // the startup packet (no type byte) was read
+      bool answered = true;  // the client's next bytes start a round trip
       char buf[1 << 16];
       while (!stop_) {
         pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
@@ -216,12 +219,15 @@ class StatementSniffer {
         if (p[0].revents) {
           const ssize_t n = ::read(client, buf, sizeof buf);
           if (n <= 0 || ::write(server, buf, static_cast<std::size_t>(n)) != n) break;
+          if (answered) ++round_trips_;
+          answered = false;
           pending.append(buf, static_cast<std::size_t>(n));
           read_messages(pending, started);
         }
         if (p[1].revents) {
           const ssize_t n = ::read(server, buf, sizeof buf);
           if (n <= 0 || ::write(client, buf, static_cast<std::size_t>(n)) != n) break;
+          answered = true;
         }
       }
     }
@@ -269,6 +275,7 @@ class StatementSniffer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> parses_{0};
+  std::atomic<int> round_trips_{0};
   mutable std::mutex mutex_;
   std::set<std::string> named_;
 };
@@ -374,19 +381,26 @@ TEST_CASE("pgbouncer: x-pooler=session behind a transaction pooler is caught in 
     // is what x-pooler=session vouches for, and works. Then that server session ends (a pooler
     // recycles its server connections): the next migration, on the short path where BEGIN and
     // the check travel with the statements, is refused.
+    // The check rides in the migration's round trip: counted by a relay in front of PgBouncer.
     PooledDatabase database;
-    auto d = drivers::open_postgres(Url::parse(database.pooled("x-pooler=session")));
+    StatementSniffer relay(port_of(database.pooled_admin));
+    auto d = drivers::open_postgres(
+        Url::parse(with_port(database.pooled("x-pooler=session"), relay.port())));
     d->lock(5s);
     CHECK(d->apply(up_step(1, "CREATE TABLE one (x int);"), kNone));
-    CHECK(d->apply(up_step(2, "CREATE TABLE two (x int);"), DbState{1, false}));
+    for (Version v = 2; v <= 4; ++v) {
+      const int before = relay.round_trips();
+      CHECK(d->apply(up_step(v, fmt::format("CREATE TABLE t{} (x int);", v)), DbState{v - 1, false}));
+      CHECK(relay.round_trips() - before == 1);
+    }
     CHECK(database.advisory_locks() >= 1);
     database.close_pooled_sessions();
     std::this_thread::sleep_for(300ms);  // PgBouncer notices its server connection closed
-    auto e = capture_error([&] { d->apply(up_step(3, "CREATE TABLE never (x int);"), DbState{2, false}); });
+    auto e = capture_error([&] { d->apply(up_step(5, "CREATE TABLE never (x int);"), DbState{4, false}); });
     CHECK(e.code() == ErrorCode::kInvalidArgument);
     CHECK(contains(e.what(), "does not hold the advisory lock"));
     CHECK_FALSE(database.table_exists("never"));
-    CHECK(d->state() == DbState{2, false});
+    CHECK(d->state() == DbState{4, false});
     d->unlock();
   }
 }
