@@ -21,6 +21,7 @@ constexpr const char* kDefaultSource = "embedded://";
 std::string normalize_option(const std::string& arg) {
   static const std::vector<std::string> long_names = {
       "database", "source", "path", "lock-timeout", "verbose", "help", "version", "all",
+      "scratch", "from",
       "prefetch", "yes", "json", "exit-code", "force", "ignore-checksums", "out-of-order",
       "single-transaction"};
   if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-') {
@@ -58,6 +59,9 @@ po::options_description option_descriptions() {
       ("out-of-order", po::bool_switch(),
        "migrate/goto: first apply pending migrations below the current version")
       ("json", po::bool_switch(), "status, validate, version: print one JSON document")
+      ("scratch", po::value<std::string>(),
+       "verify: run on this empty database instead of a temporary one (left empty)")
+      ("from", po::value<std::string>(), "verify: check from version V on (apply those below)")
       ("exit-code", po::bool_switch(), "status: exit 3 when any migration is pending")
       ("force", po::bool_switch(),
        "baseline: even when the database has a version; repair --force V: set version V, clean")
@@ -77,8 +81,9 @@ bool wants_json(const std::vector<std::string>& args) {
 }
 
 Settings parse_args(const std::vector<std::string>& args) {
-  static const std::vector<std::string> with_value = {"-d", "--database", "-s", "--source",
-                                                      "--path", "--lock-timeout", "--prefetch"};
+  static const std::vector<std::string> with_value = {
+      "-d", "--database", "-s", "--source", "--path", "--lock-timeout", "--prefetch",
+      "--scratch", "--from"};
   std::vector<std::string> options;
   Settings s;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -136,6 +141,8 @@ Settings parse_args(const std::vector<std::string>& args) {
   s.out_of_order = vm["out-of-order"].as<bool>();
   s.json = vm["json"].as<bool>();
   s.exit_code = vm["exit-code"].as<bool>();
+  if (vm.count("scratch")) s.scratch = vm["scratch"].as<std::string>();
+  if (vm.count("from")) s.from = vm["from"].as<std::string>();
   s.force = vm["force"].as<bool>();
   s.help = vm["help"].as<bool>();
   s.version = vm["version"].as<bool>();

@@ -80,6 +80,17 @@ const std::vector<Command>& commands() {
        "Remove every table and view (and, on PostgreSQL, every object) in the database. Asks "
        "first on a terminal; needs --yes otherwise.",
        cmd_drop, {}},
+      {{"schema"}, "schema dump | schema diff FILE [--json]",
+       "dump: print the database's schema (dbstep's own tables left out) as a sorted text to "
+       "save and diff. diff FILE: compare the database with a saved dump; exit 1 with the "
+       "difference when they differ. Read-only.",
+       cmd_schema, {"--json"}},
+      {{"verify"}, "verify [--from V] [--scratch URL] [--json]",
+       "On a scratch database (a temporary SQLite file, or a database made on the same "
+       "PostgreSQL server and dropped afterwards; --scratch: an empty one of yours), run each "
+       "migration up, down and up again; exit 1 naming every down that does not restore the "
+       "schema (with the difference) or that fails. Leaves the -d database alone.",
+       cmd_verify, {"--json"}},
   };
   return kCommands;
 }
@@ -101,6 +112,12 @@ void print_help(std::ostream& os) {
 
 // Refuses the command-specific options `command` does not take.
 void check_own_options(const Command& command, const Settings& s) {
+  for (const auto& [name, set] : {std::pair{"--scratch", !s.scratch.empty()},
+                                  std::pair{"--from", !s.from.empty()}}) {
+    if (set && command.names.front() != "verify") {
+      throw UsageError(fmt::format("{} does not take {} (only verify does)", s.positional[0], name));
+    }
+  }
   const std::vector<std::pair<const char*, bool>> given = {
       {"--json", s.json}, {"--exit-code", s.exit_code}, {"--force", s.force}};
   for (const auto& [name, set] : given) {

@@ -37,5 +37,7 @@ int cmd_status(Context& ctx);    // status [--json] [--exit-code]
 int cmd_validate(Context& ctx);  // validate [--json]
 int cmd_baseline(Context& ctx);  // baseline V [--force]
 int cmd_repair(Context& ctx);    // repair [--force V]
+int cmd_schema(Context& ctx);    // schema dump | schema diff FILE [--json]
+int cmd_verify(Context& ctx);    // verify [--from V] [--scratch URL] [--json]
 
 }  // namespace dbstep::cli

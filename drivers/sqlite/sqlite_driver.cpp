@@ -26,6 +26,7 @@
 #include "core/statement_accounting.hpp"
 #include "drivers/sqlite/cached_statement.hpp"
 #include "drivers/sqlite/history_table.hpp"
+#include "drivers/sqlite/schema_snapshot.hpp"
 #include "drivers/sqlite/statements.hpp"
 
 namespace dbstep::drivers {
@@ -126,6 +127,14 @@ class SqliteDriver final : public Driver {
   void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;
   std::string describe() const override { return fmt::format("SQLite database {}", path_); }
+  std::string schema_snapshot() override {
+    if (!open_connection(false)) return "dialect sqlite\n";  // no file yet: an empty schema
+    return sqlite::schema_snapshot(*db_, {table_, history_.name()});
+  }
+  std::string create_scratch_database(const std::string& name) override {
+    return sqlite::scratch_url(name, scratch_params_);
+  }
+  void drop_scratch_database(const std::string& name) override { sqlite::remove_scratch(name); }
   void interrupt() noexcept override {
     // sqlite3_interrupt() only sets a flag the running statement polls (SQLite documents it as
     // safe from another thread); the statement then fails with SQLITE_INTERRUPT and run_file()
@@ -209,6 +218,8 @@ class SqliteDriver final : public Driver {
   CachedStatement delete_state_;
   CachedStatement insert_state_;
   sqlite::HistoryTable history_{"schema_migrations_history"};
+  // The x- and go-sqlite3 `_` parameters, for a scratch database that behaves like this one.
+  std::vector<std::pair<std::string, std::string>> scratch_params_;
 };
 
 SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_migrations") {
@@ -221,6 +232,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
   std::string uri_query;
   std::string history_name;
   for (const auto& [key, value] : url.params()) {
+    if (key.rfind("x-", 0) == 0 || key.rfind("_", 0) == 0) scratch_params_.emplace_back(key, value);
     if (key == "x-migrations-table") {
       if (value.empty()) {
         throw Error(ErrorCode::kInvalidArgument, "x-migrations-table must not be empty");

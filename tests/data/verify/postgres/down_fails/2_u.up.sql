@@ -1,0 +1,1 @@
+CREATE TABLE u (id integer PRIMARY KEY);

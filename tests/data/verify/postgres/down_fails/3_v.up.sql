@@ -1,0 +1,1 @@
+CREATE TABLE v (id integer PRIMARY KEY);

@@ -1,0 +1,2 @@
+CREATE TABLE b (id integer PRIMARY KEY);
+CREATE TABLE c (id integer PRIMARY KEY);

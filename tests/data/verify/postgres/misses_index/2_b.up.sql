@@ -1,0 +1,2 @@
+ALTER TABLE t ADD COLUMN b text;
+CREATE INDEX t_a ON t (a);

@@ -1,0 +1,2 @@
+DROP SEQUENCE tickets;
+DROP INDEX users_name;

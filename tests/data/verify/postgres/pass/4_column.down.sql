@@ -1,0 +1,6 @@
+DROP PROCEDURE touch(integer);
+DROP TYPE pair;
+DROP DOMAIN positive;
+DROP MATERIALIZED VIEW user_count;
+DROP VIEW adults;
+ALTER TABLE users DROP COLUMN age;

@@ -1,0 +1,3 @@
+DROP FUNCTION touch();
+DROP TABLE b;
+DROP TABLE a;

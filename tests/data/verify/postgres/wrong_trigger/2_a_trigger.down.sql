@@ -1,0 +1,1 @@
+DROP TRIGGER touch ON a;

@@ -1,0 +1,2 @@
+CREATE TABLE audit (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users (id) ON DELETE CASCADE, at TEXT);
+CREATE TRIGGER users_audit AFTER INSERT ON users BEGIN INSERT INTO audit (user_id, at) VALUES (NEW.id, 'now'); END;

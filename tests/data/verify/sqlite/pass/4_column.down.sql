@@ -1,0 +1,2 @@
+DROP VIEW adults;
+ALTER TABLE users DROP COLUMN age;

@@ -1,0 +1,2 @@
+ALTER TABLE users ADD COLUMN age INTEGER;
+CREATE VIEW adults AS SELECT id, name FROM users WHERE age >= 18;
