@@ -64,10 +64,10 @@ std::vector<Edit> edit_script(const std::vector<std::string_view>& a,
     while (i < n || j < m) {
       if (i < n && j < m && a[pre + i] == b[pre + j]) {
         out.push_back({Op::kSame, pre + i++, pre + j++});
-      } else if (j < m && (i == n || at(i, j + 1) >= at(i + 1, j))) {
-        out.push_back({Op::kAdded, pre + i, pre + j++});
+      } else if (i < n && (j == m || at(i + 1, j) >= at(i, j + 1))) {
+        out.push_back({Op::kRemoved, pre + i++, pre + j});  // removals first, as diff -u
       } else {
-        out.push_back({Op::kRemoved, pre + i++, pre + j});
+        out.push_back({Op::kAdded, pre + i, pre + j++});
       }
     }
   } else {
