@@ -128,6 +128,9 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
     }
   }
 
+  // The schema where the previous migration left it, when already known: the snapshot after
+  // its up ran again is the one before the next up (one snapshot fewer per migration).
+  std::optional<std::string> known;
   for (const auto& e : entries) {
     if (options.from && e.version < *options.from) continue;
     if (options.stop && options.stop->load()) {
@@ -139,7 +142,8 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
     if (options.on_migration) options.on_migration(v, id);
     const std::string name = fmt::format("migration {} ({})", v, id);
 
-    const std::string before = snapshot();
+    const std::string before = known ? *known : snapshot();
+    known.reset();
     Result up = m.steps(1);
     if (!up.ok()) {
       VerifyProblem p = problem(v, id, VerifyProblemKind::kUpFailed,
@@ -161,7 +165,11 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
       report.problems.push_back(std::move(p));
       // A down that ran outside a transaction may have left the version dirty; the schema is
       // then whatever it did, and the next migrations are checked from there.
-      if (m.state().dirty) m.force(v);
+      if (m.state().dirty) {
+        m.force(v);
+      } else {
+        known = after_up;  // the down rolled back: the schema is the up's
+      }
       report.checked.push_back(v);
       continue;
     }
@@ -215,6 +223,7 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
                                       fmt::format("after {} up, down and up again", v));
         report.problems.push_back(std::move(p));
       }
+      known = after_again;
     }
     report.checked.push_back(v);
   }
