@@ -23,7 +23,7 @@ std::string normalize_option(const std::string& arg) {
       "database", "source", "path", "lock-timeout", "verbose", "help", "version", "all",
       "scratch", "from",
       "prefetch", "yes", "json", "exit-code", "force", "ignore-checksums", "out-of-order",
-      "single-transaction"};
+      "single-transaction", "dry-run", "quiet"};
   if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-') {
     std::string_view body = std::string_view(arg).substr(1);
     std::string_view name = body.substr(0, body.find('='));
@@ -58,7 +58,11 @@ po::options_description option_descriptions() {
        "migrate/goto: run even though applied migration files were edited since they ran")
       ("out-of-order", po::bool_switch(),
        "migrate/goto: first apply pending migrations below the current version")
-      ("json", po::bool_switch(), "status, validate, version: print one JSON document")
+      ("dry-run", po::bool_switch(),
+       "migrate/rollback/goto/redo: print the plan and the statements; change nothing")
+      ("json", po::bool_switch(),
+       "print one JSON document (status, validate, version, the run commands, force, drop)")
+      ("quiet,q", po::bool_switch(), "print errors and warnings only")
       ("scratch", po::value<std::string>(),
        "verify: run on this empty database instead of a temporary one (left empty)")
       ("from", po::value<std::string>(), "verify: check from version V on (apply those below)")
@@ -140,6 +144,8 @@ Settings parse_args(const std::vector<std::string>& args) {
   s.ignore_checksums = vm["ignore-checksums"].as<bool>();
   s.out_of_order = vm["out-of-order"].as<bool>();
   s.json = vm["json"].as<bool>();
+  s.dry_run = vm["dry-run"].as<bool>();
+  s.quiet = vm["quiet"].as<bool>();
   s.exit_code = vm["exit-code"].as<bool>();
   if (vm.count("scratch")) s.scratch = vm["scratch"].as<std::string>();
   if (vm.count("from")) s.from = vm["from"].as<std::string>();

@@ -36,6 +36,8 @@ struct Settings {
   bool force = false;             // baseline: over an existing version; repair: with a version
   bool ignore_checksums = false;  // run although applied files were edited
   bool out_of_order = false;      // apply pending migrations below the current version
+  bool dry_run = false;           // migrate, rollback, goto, redo: print the plan, change nothing
+  bool quiet = false;             // errors and warnings only
   std::string scratch;            // verify --scratch URL: the database to verify on
   std::string from;               // verify --from V: check from version V on
   bool help = false;

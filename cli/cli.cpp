@@ -4,9 +4,12 @@
 
 #include "cli/cli.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <functional>
+#include <iostream>
 #include <stdexcept>
 
 #include <boost/program_options.hpp>
@@ -46,12 +49,17 @@ const std::vector<Command>& commands() {
        "transaction. Refuses when applied migration files were edited (see validate) unless "
        "--ignore-checksums; --out-of-order first applies pending migrations below the current "
        "version.",
-       cmd_migrate, {}},
+       cmd_migrate, {"--json", "--dry-run"}},
       {{"rollback", "down"}, "rollback all|N   (alias: down [N] [-all])",
        "Roll back every applied migration (asks first on a terminal unless --yes) or the last N. "
        "`down` with no argument means all, as in golang-migrate.",
-       cmd_rollback, {}},
-      {{"goto"}, "goto V", "Move up or down to exactly version V.", cmd_goto, {}},
+       cmd_rollback, {"--json", "--dry-run"}},
+      {{"goto"}, "goto V", "Move up or down to exactly version V.", cmd_goto,
+       {"--json", "--dry-run"}},
+      {{"redo"}, "redo",
+       "Roll back the last applied migration and apply it again (each step in its own "
+       "transaction; both in one with --single-transaction).",
+       cmd_redo, {"--json", "--dry-run"}},
       {{"version"}, "version [--json]",
        "Print the database's version, with (dirty) if a migration failed outside a transaction.",
        cmd_version, {"--json"}},
@@ -75,11 +83,11 @@ const std::vector<Command>& commands() {
        cmd_repair, {"--force"}},
       {{"force"}, "force V",
        "Record version V (or -1/none) and clear the dirty flag without running any SQL.",
-       cmd_force, {}},
+       cmd_force, {"--json"}},
       {{"drop"}, "drop",
        "Remove every table and view (and, on PostgreSQL, every object) in the database. Asks "
        "first on a terminal; needs --yes otherwise.",
-       cmd_drop, {}},
+       cmd_drop, {"--json"}},
       {{"schema"}, "schema dump | schema diff FILE [--json]",
        "dump: print the database's schema (dbstep's own tables left out) as a sorted text to "
        "save and diff. diff FILE: compare the database with a saved dump; exit 1 with the "
@@ -119,7 +127,8 @@ void check_own_options(const Command& command, const Settings& s) {
     }
   }
   const std::vector<std::pair<const char*, bool>> given = {
-      {"--json", s.json}, {"--exit-code", s.exit_code}, {"--force", s.force}};
+      {"--json", s.json}, {"--exit-code", s.exit_code}, {"--force", s.force},
+      {"--dry-run", s.dry_run}};
   for (const auto& [name, set] : given) {
     if (!set) continue;
     const auto& own = command.own_options;
@@ -182,7 +191,9 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     out << option_descriptions();
     return kExitOk;
   }
-  Context ctx{std::move(settings), out, err};
+  // The progress line is for a person watching: only when stdout is this process's terminal.
+  const bool terminal = &out == &std::cout && ::isatty(STDOUT_FILENO);
+  Context ctx{std::move(settings), out, err, terminal};
   const bool json = ctx.settings.json;
   try {
     check_own_options(*command, ctx.settings);

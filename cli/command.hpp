@@ -17,6 +17,7 @@ struct Context {
   Settings settings;
   std::ostream& out;
   std::ostream& err;
+  bool terminal = false;  // `out` is the process's stdout and a terminal (progress line)
 };
 
 // Opens the database and the source named by the settings through the built-in registry, with
@@ -37,6 +38,7 @@ int cmd_status(Context& ctx);    // status [--json] [--exit-code]
 int cmd_validate(Context& ctx);  // validate [--json]
 int cmd_baseline(Context& ctx);  // baseline V [--force]
 int cmd_repair(Context& ctx);    // repair [--force V]
+int cmd_redo(Context& ctx);      // redo
 int cmd_schema(Context& ctx);    // schema dump | schema diff FILE [--json]
 int cmd_verify(Context& ctx);    // verify [--from V] [--scratch URL] [--json]
 

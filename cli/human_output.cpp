@@ -107,31 +107,63 @@ std::string summary_of(const StatusReport& report) {
 }  // namespace
 
 void ConsoleObserver::on_locked(std::chrono::nanoseconds waited) {
-  if (verbose_ || waited > 1s) {
+  if (mode_.quiet || mode_.json) return;
+  if (mode_.verbose || waited > 1s) {
     fmt::print(out_, "Acquired the migration lock after {}\n", format_duration(waited));
   }
 }
 
 void ConsoleObserver::on_plan(const Plan& plan) {
+  if (mode_.quiet || mode_.json) return;
+  finish();
   if (plan.replanned) {
     fmt::print(out_, "Another process moved the database to version {} meanwhile\n",
                to_string(plan.from));
   }
+  total_ = started_ + plan.steps.size();
+  progress_ = mode_.terminal && !mode_.verbose && total_ > kProgressAfter;
   if (plan.steps.empty()) return;
   bool up = plan.steps.front().direction == Direction::kUp;
   // --out-of-order: steps below the starting version run first and leave the version as it is.
   const auto below = !up || !plan.from ? 0
                      : std::count_if(plan.steps.begin(), plan.steps.end(),
                                      [&](const PlannedStep& s) { return s.version < *plan.from; });
-  fmt::print(out_, "{} {} {}migration(s) from version {} to {}{}\n",
-             up ? "Running" : "Rolling back", plan.steps.size(), up ? "pending " : "",
-             to_string(plan.from), to_string(plan.to()),
-             below ? fmt::format(" ({} out of order)", below) : "");
+  // A redo rolls back and applies the same version.
+  const bool redo = plan.steps.size() == 2 && !up &&
+                    plan.steps.back().direction == Direction::kUp &&
+                    plan.steps.back().version == plan.steps.front().version;
+  if (redo) {
+    fmt::print(out_, "Redoing migration {}: rolling it back and applying it again\n",
+               plan.steps.front().version);
+  } else {
+    fmt::print(out_, "{} {} {}migration(s) from version {} to {}{}\n",
+               up ? "Running" : "Rolling back", plan.steps.size(), up ? "pending " : "",
+               to_string(plan.from), to_string(plan.to()),
+               below ? fmt::format(" ({} out of order)", below) : "");
+  }
+  out_.flush();
+}
+
+std::string ConsoleObserver::progress_label(Version version, const std::string& identifier) const {
+  const std::size_t width = std::to_string(total_).size();
+  return fmt::format("[{:>{}}/{}] {}_{}", started_, width, total_, version, identifier);
+}
+
+void ConsoleObserver::show_progress(const std::string& text) {
+  // Spaces over what is left of a longer previous line: no terminal escape sequences needed.
+  const std::size_t pad = shown_length_ > text.size() ? shown_length_ - text.size() : 0;
+  fmt::print(out_, "\r{}{}", text, std::string(pad, ' '));
+  if (pad) fmt::print(out_, "\r{}", text);
+  shown_length_ = text.size();
   out_.flush();
 }
 
 void ConsoleObserver::on_step_started(const PlannedStep& step) {
-  if (verbose_) {
+  ++started_;
+  if (mode_.quiet || mode_.json) return;
+  if (progress_) {
+    show_progress(progress_label(step.version, step.identifier) + " ...");
+  } else if (mode_.verbose) {
     fmt::print(out_, "  {} migration {}: {} ...\n",
                step.direction == Direction::kUp ? "applying" : "rolling back", step.version,
                step.identifier);
@@ -140,6 +172,12 @@ void ConsoleObserver::on_step_started(const PlannedStep& step) {
 }
 
 void ConsoleObserver::on_step_finished(const AppliedStep& step) {
+  if (mode_.quiet || mode_.json) return;
+  if (progress_) {
+    show_progress(fmt::format("{} ... {}", progress_label(step.version, step.identifier),
+                              format_duration(step.duration)));
+    return;
+  }
   bool up = step.direction == Direction::kUp;
   std::string note = step.file.empty()
                          ? fmt::format(", no {} file: only the version moved", up ? "up" : "down")
@@ -150,9 +188,76 @@ void ConsoleObserver::on_step_finished(const AppliedStep& step) {
 }
 
 void ConsoleObserver::on_notice(const std::string& message) {
+  if (mode_.quiet) return;
+  finish();
   out_.flush();  // keep the note in its place among the step lines on a terminal
   fmt::print(err_, "note: {}\n", message);
   err_.flush();
+}
+
+void ConsoleObserver::finish() {
+  if (shown_length_ == 0) return;
+  fmt::print(out_, "\n");
+  out_.flush();
+  shown_length_ = 0;
+}
+
+namespace {
+
+// A statement's lines, the first after `first_prefix`, the others indented to line up with it.
+void print_statement(std::ostream& out, const StatementPreview& st) {
+  const std::string prefix = fmt::format("    line {}: ", st.line);
+  std::size_t at = 0;
+  bool first = true;
+  while (at <= st.text.size()) {
+    std::size_t eol = st.text.find('\n', at);
+    if (eol == std::string::npos) eol = st.text.size();
+    std::string line = st.text.substr(at, eol - at);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    fmt::print(out, "{}{}\n", first ? prefix : std::string(prefix.size(), ' '), line);
+    first = false;
+    at = eol + 1;
+  }
+}
+
+}  // namespace
+
+void print_dry_run(std::ostream& out, const DryRun& dry, const std::string& command,
+                   const std::string& database) {
+  const std::string at = fmt::format("{} is at version {}", database, to_string(dry.state.version));
+  if (dry.steps.empty()) {
+    fmt::print(out, "Dry run of {}: nothing to do; {}\n", command, at);
+  } else {
+    fmt::print(out, "Dry run of {}: nothing was changed; {}. The run would take {} step(s) to "
+                    "version {}:\n",
+               command, at, dry.steps.size(), to_string(dry.plan.to()));
+  }
+  std::size_t i = 0;
+  for (const auto& s : dry.steps) {
+    ++i;
+    const bool up = s.planned.direction == Direction::kUp;
+    std::string how;
+    if (s.file.empty()) {
+      how = fmt::format("no {} file: only the version is recorded", up ? "up" : "down");
+    } else if (!s.preview) {
+      how = "how it runs is not known for this database";
+    } else if (s.preview->in_transaction) {
+      how = "in a transaction";
+    } else {
+      how = fmt::format("outside a transaction ({}): dirty until it ends",
+                        s.preview->why_outside);
+    }
+    fmt::print(out, "[{}/{}] migration {} {} to version {}: {}{}{}\n", i, dry.steps.size(),
+               s.planned.version, up ? "up" : "down", to_string(s.planned.target),
+               s.file.empty() ? "" : s.file, s.file.empty() ? "" : ", ", how);
+    if (!s.preview) continue;
+    for (const auto& note : s.preview->notes) fmt::print(out, "    note: {}\n", note);
+    if (s.preview->statements.empty()) fmt::print(out, "    (no statements)\n");
+    for (const auto& st : s.preview->statements) print_statement(out, st);
+  }
+  if (dry.plan.short_by > 0) {
+    fmt::print(out, "{} fewer migration(s) than requested are available\n", dry.plan.short_by);
+  }
 }
 
 void print_error(std::ostream& err, const Error& e, bool verbose) {

@@ -17,12 +17,27 @@ namespace dbstep::cli {
 // "1.7 ms", "2.31 s".
 std::string format_duration(std::chrono::nanoseconds d);
 
+// How much a run prints on stdout while it happens.
+struct ConsoleMode {
+  bool verbose = false;   // also each step as it starts, and every lock wait
+  bool quiet = false;     // nothing on stdout, no notes: errors and warnings only (--quiet)
+  bool json = false;      // stdout holds one JSON document: nothing else goes there
+  bool terminal = false;  // stdout is a terminal: long runs show one progress line
+};
+
 // Prints a run as it happens; the CLI's only view into the engine's runs is this Observer.
 // Plan and steps go to `out`; the engine's notices to `err` as "note: ...".
+//
+// On a terminal, a run of more than kProgressAfter migrations prints one line updated in place
+// ("[ 37/269] 20240312101500_add_index ... 1.2 s", rewritten with a carriage return and
+// spaces, no escape sequences, no colour) instead of a line per migration; finish() ends it.
+// Never in a pipe or a file, where every step keeps its own line.
 class ConsoleObserver final : public Observer {
  public:
-  ConsoleObserver(std::ostream& out, std::ostream& err, bool verbose)
-      : out_(out), err_(err), verbose_(verbose) {}
+  static constexpr std::size_t kProgressAfter = 3;
+
+  ConsoleObserver(std::ostream& out, std::ostream& err, ConsoleMode mode)
+      : out_(out), err_(err), mode_(mode) {}
 
   void on_locked(std::chrono::nanoseconds waited) override;
   void on_plan(const Plan& plan) override;
@@ -30,11 +45,28 @@ class ConsoleObserver final : public Observer {
   void on_step_finished(const AppliedStep& step) override;
   void on_notice(const std::string& message) override;
 
+  // Ends the progress line, if one is showing, so that what follows starts on its own line.
+  // Called before the run's summary or error is printed.
+  void finish();
+
  private:
+  // Rewrites the progress line with `text`.
+  void show_progress(const std::string& text);
+  std::string progress_label(Version version, const std::string& identifier) const;
+
   std::ostream& out_;
   std::ostream& err_;
-  bool verbose_;
+  ConsoleMode mode_;
+  bool progress_ = false;         // this run shows a progress line
+  std::size_t total_ = 0;         // steps planned
+  std::size_t started_ = 0;       // steps started so far
+  std::size_t shown_length_ = 0;  // of the progress line on screen (0: none showing)
 };
+
+// --dry-run: the plan, each step's file, direction and transaction (and why not), and the
+// statements as the driver would send them with their line numbers.
+void print_dry_run(std::ostream& out, const DryRun& dry, const std::string& command,
+                   const std::string& database);
 
 // "error: MESSAGE", the failing statement, and (verbose) the error's code.
 void print_error(std::ostream& err, const Error& e, bool verbose);

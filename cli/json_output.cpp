@@ -1,5 +1,7 @@
 #include "cli/json_output.hpp"
 
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 namespace dbstep::cli {
@@ -47,6 +49,12 @@ json migration_json(const VersionStatus& s) {
       {"applied_by", ran ? json(s.last->applied_by) : json(nullptr)},
   };
 }
+
+json error_json(const Error& e);
+
+json ms(std::chrono::nanoseconds d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+const char* direction_name(Direction d) { return d == Direction::kUp ? "up" : "down"; }
 
 }  // namespace
 
@@ -105,19 +113,102 @@ void write_problems_json(std::ostream& out, const std::vector<ValidationProblem>
   write(out, json{{"ok", problems.empty()}, {"problems", std::move(list)}});
 }
 
+namespace {
+
+json error_json(const Error& e) {
+  return json{
+      {"code", json_error_code(e.code())},
+      {"message", e.what()},
+      {"file", text_or_null(e.file)},
+      {"line", e.line ? json(e.line) : json(nullptr)},
+      {"column", e.column ? json(e.column) : json(nullptr)},
+      {"sqlstate", text_or_null(e.sqlstate)},
+      {"version", version_or_null(e.version)},
+      {"detail", text_or_null(e.detail)},
+      {"statement", text_or_null(e.statement)},
+  };
+}
+
+}  // namespace
+
 void write_error_json(std::ostream& out, const Error& e) {
-  write(out, json{{"error",
-                   {
-                       {"code", json_error_code(e.code())},
-                       {"message", e.what()},
-                       {"file", text_or_null(e.file)},
-                       {"line", e.line ? json(e.line) : json(nullptr)},
-                       {"column", e.column ? json(e.column) : json(nullptr)},
-                       {"sqlstate", text_or_null(e.sqlstate)},
-                       {"version", version_or_null(e.version)},
-                       {"detail", text_or_null(e.detail)},
-                       {"statement", text_or_null(e.statement)},
-                   }}});
+  write(out, json{{"error", error_json(e)}});
+}
+
+void write_run_json(std::ostream& out, const std::string& command, const Result& r) {
+  json steps = json::array();
+  for (const auto& s : r.steps) {
+    steps.push_back(json{
+        {"version", s.version},
+        {"identifier", s.identifier},
+        {"file", text_or_null(s.file)},
+        {"direction", direction_name(s.direction)},
+        {"target", version_or_null(s.target)},
+        {"duration_ms", ms(s.duration)},
+    });
+  }
+  write(out, json{
+                 {"command", command},
+                 {"ok", r.ok()},
+                 {"dry_run", false},
+                 {"from", version_or_null(r.from)},
+                 {"to", version_or_null(r.to)},
+                 {"duration_ms", ms(r.duration)},
+                 {"steps", std::move(steps)},
+                 {"short_by", r.short_by},
+                 {"stopped", r.stopped},
+                 {"concurrent", r.concurrent},
+                 {"error", r.error ? error_json(*r.error) : json(nullptr)},
+             });
+}
+
+void write_dry_run_json(std::ostream& out, const std::string& command, const DryRun& dry) {
+  json steps = json::array();
+  for (const auto& s : dry.steps) {
+    json statements = json::array();
+    json notes = json::array();
+    if (s.preview) {
+      for (const auto& st : s.preview->statements) {
+        statements.push_back(json{{"line", st.line}, {"column", st.column}, {"text", st.text}});
+      }
+      for (const auto& n : s.preview->notes) notes.push_back(n);
+    }
+    const bool known = s.preview.has_value();
+    steps.push_back(json{
+        {"version", s.planned.version},
+        {"identifier", s.planned.identifier},
+        {"file", text_or_null(s.file)},
+        {"direction", direction_name(s.planned.direction)},
+        {"target", version_or_null(s.planned.target)},
+        {"in_transaction", known ? json(s.preview->in_transaction) : json(nullptr)},
+        {"why_outside", known ? text_or_null(s.preview->why_outside) : json(nullptr)},
+        {"notes", std::move(notes)},
+        {"statements", known ? std::move(statements) : json(nullptr)},
+    });
+  }
+  write(out, json{
+                 {"command", command},
+                 {"ok", true},
+                 {"dry_run", true},
+                 {"from", version_or_null(dry.state.version)},
+                 {"to", version_or_null(dry.plan.to())},
+                 {"dirty", dry.state.dirty},
+                 {"steps", std::move(steps)},
+                 {"short_by", dry.plan.short_by},
+                 {"error", nullptr},
+             });
+}
+
+void write_force_json(std::ostream& out, const OptVersion& version) {
+  write(out, json{{"command", "force"},
+                  {"ok", true},
+                  {"version", version_or_null(version)},
+                  {"dirty", false},
+                  {"error", nullptr}});
+}
+
+void write_drop_json(std::ostream& out, const std::string& database) {
+  write(out, json{{"command", "drop"}, {"ok", true}, {"database", database}, {"error", nullptr}});
 }
 
 void write_error_json(std::ostream& out, const std::string& code, const std::string& message) {

@@ -23,6 +23,22 @@ void write_status_json(std::ostream& out, const StatusReport& report);
 // {"ok": true | false, "problems": [{"version", "file", "message"}]}
 void write_problems_json(std::ostream& out, const std::vector<ValidationProblem>& problems);
 
+// migrate, rollback, goto, redo: {"command", "ok", "dry_run": false, "from", "to",
+// "duration_ms", "steps": [{"version", "identifier", "file", "direction", "target",
+// "duration_ms"}], "short_by", "stopped", "concurrent", "error": null | {error object}}.
+void write_run_json(std::ostream& out, const std::string& command, const Result& r);
+
+// The same commands under --dry-run: {"command", "ok": true, "dry_run": true, "from", "to",
+// "dirty", "steps": [{"version", "identifier", "file", "direction", "target", "in_transaction",
+// "why_outside", "notes", "statements": [{"line", "column", "text"}]}], "short_by", "error": null}.
+void write_dry_run_json(std::ostream& out, const std::string& command, const DryRun& dry);
+
+// force: {"command": "force", "ok": true, "version", "dirty": false, "error": null}
+void write_force_json(std::ostream& out, const OptVersion& version);
+
+// drop: {"command": "drop", "ok": true, "database", "error": null}
+void write_drop_json(std::ostream& out, const std::string& database);
+
 // {"error": {"code", "message", "file", "line", "column", "sqlstate", "version", "detail",
 // "statement"}}; `code` is a stable snake_case name (json_error_code()).
 void write_error_json(std::ostream& out, const Error& e);

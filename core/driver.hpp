@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -60,6 +61,24 @@ using StepFeed = std::function<const Step*()>;
 // what in the file prevents it.
 class Error;
 Error cannot_batch(const Step& step, std::string_view why);
+
+// A step as the driver would run it, without running it (--dry-run): the statements it would
+// send, in order, and whether they would run inside dbstep's transaction.
+struct StatementPreview {
+  std::uint32_t line = 1;    // of the statement's first character (after leading comments)
+  std::uint32_t column = 1;
+  std::string text;          // as sent, without the blank text around it
+};
+struct StepPreview {
+  bool in_transaction = true;
+  // When !in_transaction, why: "it says -- dbstep:no-transaction", "it holds CREATE INDEX
+  // CONCURRENTLY", "x-no-tx-wrap is set" ... Otherwise empty.
+  std::string why_outside;
+  // Other things worth knowing about how it runs ("the file's own BEGIN and COMMIT are replaced
+  // by dbstep's transaction", "foreign keys switched off around it").
+  std::vector<std::string> notes;
+  std::vector<StatementPreview> statements;
+};
 
 class Driver {
  public:
@@ -129,6 +148,15 @@ class Driver {
 
   // How the database is named in messages, with any password hidden.
   virtual std::string describe() const = 0;
+
+  // --dry-run: how apply() would run `step` (a step with a file), split by the same code that
+  // splits it for apply(). The Migrator calls it for each step of a plan in order, and a driver
+  // may assume the steps before it ran (SQLite can only prepare a statement once the ones before
+  // it have run, so its driver runs them on a scratch in-memory copy of the schema). Changes
+  // nothing in the database and creates nothing: no lock, no version or history table, no
+  // database file. Throws Error(kMigrationFailed) with file, line and column for text the split
+  // refuses (as apply() would). Drivers that cannot tell keep this default: nullopt.
+  virtual std::optional<StepPreview> preview(const Step& /*step*/) { return std::nullopt; }
 
   // Asks the database to abort the statement running now on this driver's connection, so that
   // the migration apply() is running fails and its transaction rolls back (one that runs outside

@@ -307,9 +307,39 @@ bool Migrator::run_batch(const Plan& plan, DbState& current, Result& result) {
   return true;
 }
 
+Plan Migrator::plan_up_from(OptVersion from, std::optional<std::uint64_t> limit) {
+  return plan_up(index_, from, limit, source_name_);
+}
+
+Plan Migrator::plan_down_from(OptVersion from, std::optional<std::uint64_t> limit) {
+  const auto extra = down_index(DbState{from, false});
+  return plan_down(extra ? *extra : index_, from, limit);
+}
+
+Plan Migrator::plan_to_from(OptVersion from, Version v) {
+  // Down across versions known only from the history; never up across them.
+  const auto extra = from && v < *from ? down_index(DbState{from, false}) : std::nullopt;
+  if (extra) return plan_to(*extra, from, v);
+  return plan_to(index_, from, v);
+}
+
+Plan Migrator::plan_redo_from(OptVersion from) {
+  if (!from) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("nothing to redo: no migration is applied to {} (run `dbstep migrate` "
+                            "first)",
+                            driver_->describe()));
+  }
+  Plan plan = plan_down_from(from, 1);
+  if (plan.steps.empty()) return plan;
+  // The version that was rolled back goes up again, back to where the database was.
+  const PlannedStep down = plan.steps.front();
+  plan.steps.push_back(PlannedStep{down.version, down.version, Direction::kUp, down.identifier});
+  return plan;
+}
+
 Result Migrator::up() {
-  return run([&](OptVersion from) { return plan_up(index_, from, std::nullopt, source_name_); },
-             true);
+  return run([&](OptVersion from) { return plan_up_from(from, std::nullopt); }, true);
 }
 
 std::optional<MigrationIndex> Migrator::down_index(const DbState& state) {
@@ -327,10 +357,7 @@ std::optional<MigrationIndex> Migrator::down_index(const DbState& state) {
 }
 
 Result Migrator::down() {
-  return run([&](OptVersion from) {
-    const auto extra = down_index(DbState{from, false});
-    return plan_down(extra ? *extra : index_, from, std::nullopt);
-  });
+  return run([&](OptVersion from) { return plan_down_from(from, std::nullopt); });
 }
 
 Result Migrator::steps(std::int64_t n) {
@@ -342,23 +369,19 @@ Result Migrator::steps(std::int64_t n) {
   }
   if (n > 0) {
     return run([&](OptVersion from) {
-      return plan_up(index_, from, static_cast<std::uint64_t>(n), source_name_);
+      return plan_up_from(from, static_cast<std::uint64_t>(n));
     }, true);
   }
   const auto count = static_cast<std::uint64_t>(-(n + 1)) + 1;  // -n without overflow
-  return run([&](OptVersion from) {
-    const auto extra = down_index(DbState{from, false});
-    return plan_down(extra ? *extra : index_, from, count);
-  });
+  return run([&](OptVersion from) { return plan_down_from(from, count); });
 }
 
 Result Migrator::migrate_to(Version v) {
-  return run([&](OptVersion from) {
-    // Down across versions known only from the history; never up across them.
-    const auto extra = from && v < *from ? down_index(DbState{from, false}) : std::nullopt;
-    if (extra) return plan_to(*extra, from, v);
-    return plan_to(index_, from, v);
-  }, true);
+  return run([&](OptVersion from) { return plan_to_from(from, v); }, true);
+}
+
+Result Migrator::redo() {
+  return run([&](OptVersion from) { return plan_redo_from(from); });
 }
 
 void Migrator::drop() {

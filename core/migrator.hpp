@@ -56,6 +56,19 @@ struct Result {
   bool ok() const { return !error.has_value(); }
 };
 
+// What a run would do (Migrator::dry_run_up() ...): the plan from the database's state as read,
+// with each step's file and how the driver would run it (Driver::preview).
+struct DryRunStep {
+  PlannedStep planned;
+  std::string file;  // empty when the version has no file that way (only the version moves)
+  std::optional<StepPreview> preview;  // nullopt without a file or when the driver cannot tell
+};
+struct DryRun {
+  DbState state;   // as read, before the run
+  Plan plan;       // plan.to() is where the run would leave the database
+  std::vector<DryRunStep> steps;  // plan.steps with their files, in order
+};
+
 // Events of a run, in order: lock acquired, plan (again if another process moved the database),
 // then started/finished per step. Called on the Migrator's thread, while the run holds the lock;
 // the one exception is an empty plan found by the unlocked up-to-date check, which is reported
@@ -123,6 +136,24 @@ class Migrator {
   Result down();                    // every applied migration, down to none
   Result steps(std::int64_t n);     // n > 0: the next n up; n < 0: the last -n down; 0: nothing
   Result migrate_to(Version v);     // up or down to exactly v
+  // Rolls back the last applied migration and applies it again: two steps, each in its own
+  // transaction, or both in one with single_transaction. With no migration applied the Result
+  // carries Error(kInvalidArgument) and nothing is done.
+  Result redo();
+
+  // Dry runs: what up(), down(), steps(n), migrate_to(v) and redo() would do now, without doing
+  // it. They only read: no lock, nothing written or created (not even the version table or a
+  // SQLite file), so another process may still move the database before a real run. They throw
+  // what a real run would fail with before its first step (a dirty database: kDirty; edited
+  // applied files going up: kValidation; an unknown version; nothing to redo), and the driver's
+  // error for a file its split refuses; with single_transaction, a step that cannot run in a
+  // transaction (cannot_batch()). The Observer only gets notices.
+  DryRun dry_run_up();
+  DryRun dry_run_down();
+  DryRun dry_run_steps(std::int64_t n);
+  DryRun dry_run_to(Version v);
+  DryRun dry_run_redo();
+
 
   // Sets the stored version without running SQL and clears the dirty flag (golang-migrate's
   // force; none empties the table), with a history row of kind forced. Takes the lock.
@@ -166,6 +197,14 @@ class Migrator {
   // out_of_order applies) pending migrations below the current version.
   template <typename PlanFn>
   Result run(PlanFn&& make_plan, bool up = false);
+  // The plans of up() / steps(n > 0), down() / steps(n < 0), migrate_to() and redo() from
+  // version `from`, shared by the runs and the dry runs.
+  Plan plan_up_from(OptVersion from, std::optional<std::uint64_t> limit);
+  Plan plan_down_from(OptVersion from, std::optional<std::uint64_t> limit);
+  Plan plan_to_from(OptVersion from, Version v);
+  Plan plan_redo_from(OptVersion from);
+  template <typename PlanFn>
+  DryRun dry_run(PlanFn&& make_plan, bool up);
   Step make_step(const PlannedStep& planned);
   // The history row for `step` (nullopt when history is off), and for a version's files
   // (baseline, repair).

@@ -1,10 +1,11 @@
-// force V: record version V (or none) and clear the dirty flag without running SQL.
+// force V [--json]: record version V (or none) and clear the dirty flag without running SQL.
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "cli/json_output.hpp"
 
 namespace dbstep::cli {
 
@@ -18,7 +19,11 @@ int cmd_force(Context& ctx) {
   }
   Migrator m = open_migrator(ctx, nullptr);
   m.force(v);
-  fmt::print(ctx.out, "Version set to {} (clean); no SQL was run\n", to_string(v));
+  if (ctx.settings.json) {
+    write_force_json(ctx.out, v);
+  } else if (!ctx.settings.quiet) {
+    fmt::print(ctx.out, "Version set to {} (clean); no SQL was run\n", to_string(v));
+  }
   return kExitOk;
 }
 

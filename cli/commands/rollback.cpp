@@ -1,6 +1,8 @@
 // rollback all|N (golang-migrate's down [N], down -all): roll back every applied migration, or
 // the last N. Rolling back everything asks first on a terminal.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -9,9 +11,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
-#include "cli/human_output.hpp"
 #include "cli/run_report.hpp"
-#include "cli/signals.hpp"
 
 namespace dbstep::cli {
 
@@ -29,9 +29,19 @@ int cmd_rollback(Context& ctx) {
     count = count_arg(ctx.settings, /*all_default=*/command == "down");
     ask = !count;
   }
-  ConsoleObserver observer(ctx.out, ctx.err, ctx.settings.verbose);
-  Migrator m = open_migrator(ctx, &observer);
-  if (ask) {
+  const auto n = count ? -static_cast<std::int64_t>(std::min<std::uint64_t>(*count, INT64_MAX)) : 0;
+  RunCommand run;
+  run.dry_run = [&](Migrator& m) { return count ? m.dry_run_steps(n) : m.dry_run_down(); };
+  run.run = [&](Migrator& m) { return count ? m.steps(n) : m.down(); };
+  run.way = Direction::kDown;
+  run.before_run = [&](Migrator& m) {
+    if (!ask) return kExitOk;
+    if (ctx.settings.json && !ctx.settings.yes && ::isatty(STDIN_FILENO)) {
+      // The question would land in the JSON document on stdout.
+      throw UsageError(fmt::format("{} with --json rolls back every migration without asking: "
+                                   "pass --yes too",
+                                   command));
+    }
     DbState s = m.state();
     if (s.version && !confirm(ctx, fmt::format("Roll back every migration of {} (now at version "
                                                "{})? This runs the down migrations.",
@@ -39,11 +49,17 @@ int cmd_rollback(Context& ctx) {
       fmt::print(ctx.err, "Not rolling back: nothing was changed\n");
       return kExitFailed;
     }
+    return kExitOk;
+  };
+  if (count && *count == 0) {
+    // golang-migrate prints "no change"; "up to date" would be false with migrations pending.
+    run.nothing = [&](const Result& r) {
+      return fmt::format("No migration rolled back: {} 0 asks for none (the database stays at "
+                         "version {})",
+                         command, to_string(r.to));
+    };
   }
-  SignalScope signals(m);
-  Result r = count ? m.steps(-static_cast<std::int64_t>(std::min<std::uint64_t>(*count, INT64_MAX)))
-                   : m.down();
-  return report_run(ctx, r, Direction::kDown);
+  return run_or_dry_run(ctx, run);
 }
 
 }  // namespace dbstep::cli

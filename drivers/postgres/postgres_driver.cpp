@@ -546,6 +546,7 @@ class PostgresDriver final : public Driver {
   void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;
   std::string describe() const override { return described_; }
+  std::optional<StepPreview> preview(const Step& step) override { return pg::preview_of(step); }
   void interrupt() noexcept override;
 
  private:

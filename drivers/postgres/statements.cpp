@@ -322,4 +322,25 @@ std::vector<TextSpan> accounted_spans(const Script& script) {
   return spans;
 }
 
+StepPreview preview_of(const Step& step) {
+  const Script script = analyze(step);
+  const std::string& text = step.sql;
+  StepPreview out;
+  out.in_transaction = !script.outside_transaction;
+  if (script.outside_transaction) out.why_outside = script.why_outside;
+  if (!script.absorbed.empty()) {
+    out.notes.emplace_back("the file's own BEGIN and COMMIT are not sent: dbstep's transaction "
+                           "stands in for them");
+  }
+  for (const auto& st : script.statements) {
+    // Shown without the blank text around it; the line is that of its first character.
+    const std::size_t start = skip_blank(text, st.offset, SqlDialect::kPostgres);
+    std::size_t end = st.offset + st.length;
+    while (end > start && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+    const TextPosition pos = position_at(text, start);
+    out.statements.push_back(StatementPreview{pos.line, pos.column, text.substr(start, end - start)});
+  }
+  return out;
+}
+
 }  // namespace dbstep::drivers::pg

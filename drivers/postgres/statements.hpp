@@ -57,4 +57,8 @@ Script analyze(const Step& step);
 // The statements and absorbed wrapper of `script`, in file order: what accounting checks.
 std::vector<TextSpan> accounted_spans(const Script& script);
 
+// The dry run's view of `step` (Driver::preview): analyze()'s statements as the driver sends
+// them, with their lines, and its transaction decision. Throws what analyze() throws.
+StepPreview preview_of(const Step& step);
+
 }  // namespace dbstep::drivers::pg

@@ -26,6 +26,7 @@
 #include "core/statement_accounting.hpp"
 #include "drivers/sqlite/cached_statement.hpp"
 #include "drivers/sqlite/history_table.hpp"
+#include "drivers/sqlite/preview.hpp"
 #include "drivers/sqlite/schema_snapshot.hpp"
 #include "drivers/sqlite/statements.hpp"
 
@@ -70,34 +71,11 @@ struct NeedsNoTransaction {};
 // one transaction with the keys switched off around it and checked before COMMIT.
 struct NeedsForeignKeysOff {};
 
-bool controls_transactions(std::string_view keyword) {
-  return keyword == "BEGIN" || keyword == "COMMIT" || keyword == "END" ||
-         keyword == "ROLLBACK" || keyword == "VACUUM";
-}
-
 enum class Wrap {
   kNone,         // the file runs as written, outside any transaction of ours
   kTransaction,  // inside our transaction
   kForeignKeysOff,  // inside our transaction, foreign keys off around it
 };
-
-// The upper-cased words of a statement, after leading comments: {"PRAGMA", "FOREIGN_KEYS"}.
-std::vector<std::string> leading_words(std::string_view statement, std::size_t count) {
-  std::vector<std::string> words;
-  std::size_t i = skip_space_and_comments(statement, bom_length(statement));
-  while (words.size() < count && i < statement.size()) {
-    std::string w;
-    while (i < statement.size() &&
-           (std::isalnum(static_cast<unsigned char>(statement[i])) || statement[i] == '_')) {
-      w.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(statement[i]))));
-      ++i;
-    }
-    if (w.empty()) break;
-    words.push_back(std::move(w));
-    i = skip_space_and_comments(statement, i);
-  }
-  return words;
-}
 
 using sqlite::CachedStatement;
 using sqlite::ResetAfterUse;
@@ -135,6 +113,14 @@ class SqliteDriver final : public Driver {
     return sqlite::scratch_url(name, scratch_params_);
   }
   void drop_scratch_database(const std::string& name) override { sqlite::remove_scratch(name); }
+  std::optional<StepPreview> preview(const Step& step) override {
+    // Opens the database only if it exists: a dry run never creates the file.
+    if (!preview_run_) {
+      preview_run_ = std::make_unique<sqlite::PreviewRun>(
+          open_connection(false) ? handle() : nullptr, pragmas_, no_tx_wrap_);
+    }
+    return preview_run_->preview(step);
+  }
   void interrupt() noexcept override {
     // sqlite3_interrupt() only sets a flag the running statement polls (SQLite documents it as
     // safe from another thread); the statement then fails with SQLITE_INTERRUPT and run_file()
@@ -218,6 +204,7 @@ class SqliteDriver final : public Driver {
   CachedStatement delete_state_;
   CachedStatement insert_state_;
   sqlite::HistoryTable history_{"schema_migrations_history"};
+  std::unique_ptr<sqlite::PreviewRun> preview_run_;  // the dry run's scratch copy, when asked
   // The x- and go-sqlite3 `_` parameters, for a scratch database that behaves like this one.
   std::vector<std::pair<std::string, std::string>> scratch_params_;
 };
@@ -559,29 +546,21 @@ void SqliteDriver::run_file(const Step& step, Wrap wrap) {
     sqlite3_stmt* stmt = prepared->stmt.get();
     if (wrap != Wrap::kNone) {
       const std::string_view statement = std::string_view(step.sql).substr(span.offset, span.length);
-      const auto words = leading_words(statement, 3);
-      const std::string first = words.empty() ? "" : words[0];
-      const std::string second = words.size() > 1 ? words[1] : "";
-      if (first == "BEGIN" && !ran_any && !wrapper_open &&
-          (words.size() == 1 || second == "TRANSACTION" || second == "DEFERRED" ||
-           second == "IMMEDIATE" || second == "EXCLUSIVE")) {
-        wrapper_open = true;  // one plain wrapper: our transaction stands in for it
-        wrapper_begin = span;
-        continue;
-      }
-      if ((first == "COMMIT" || first == "END") && wrapper_open && walk.is_last(span)) {
-        wrapper_open = false;
-        continue;
-      }
-      if (first == "ROLLBACK" &&
-          (second == "TO" || (second == "TRANSACTION" && words.size() > 2 && words[2] == "TO"))) {
-        // ROLLBACK TO a savepoint works inside a transaction.
-      } else if (controls_transactions(first)) {
-        throw NeedsNoTransaction{};
-      } else if (first == "PRAGMA" && second == "FOREIGN_KEYS" &&
-                 statement.find('=') != std::string_view::npos && wrap == Wrap::kTransaction &&
-                 foreign_keys_on()) {
-        throw NeedsForeignKeysOff{};
+      switch (sqlite::transaction_role(statement, ran_any, wrapper_open, walk.is_last(span))) {
+        case sqlite::TxRole::kWrapperBegin:
+          wrapper_open = true;
+          wrapper_begin = span;
+          continue;
+        case sqlite::TxRole::kWrapperCommit:
+          wrapper_open = false;
+          continue;
+        case sqlite::TxRole::kNeedsNoTransaction:
+          throw NeedsNoTransaction{};
+        case sqlite::TxRole::kForeignKeysPragma:
+          if (wrap == Wrap::kTransaction && foreign_keys_on()) throw NeedsForeignKeysOff{};
+          break;
+        case sqlite::TxRole::kRun:
+          break;
       }
     }
     ran_any = true;

@@ -2,12 +2,64 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
 
 namespace dbstep::drivers::sqlite {
+
+namespace {
+
+bool controls_transactions(std::string_view keyword) {
+  return keyword == "BEGIN" || keyword == "COMMIT" || keyword == "END" ||
+         keyword == "ROLLBACK" || keyword == "VACUUM";
+}
+
+// The upper-cased words of a statement, after leading comments: {"PRAGMA", "FOREIGN_KEYS"}.
+std::vector<std::string> leading_words(std::string_view statement, std::size_t count) {
+  std::vector<std::string> words;
+  std::size_t i = skip_space_and_comments(statement, bom_length(statement));
+  while (words.size() < count && i < statement.size()) {
+    std::string w;
+    while (i < statement.size() &&
+           (std::isalnum(static_cast<unsigned char>(statement[i])) || statement[i] == '_')) {
+      w.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(statement[i]))));
+      ++i;
+    }
+    if (w.empty()) break;
+    words.push_back(std::move(w));
+    i = skip_space_and_comments(statement, i);
+  }
+  return words;
+}
+
+}  // namespace
+
+TxRole transaction_role(std::string_view statement, bool ran_any, bool wrapper_open, bool last) {
+  const auto words = leading_words(statement, 3);
+  const std::string first = words.empty() ? "" : words[0];
+  const std::string second = words.size() > 1 ? words[1] : "";
+  if (first == "BEGIN" && !ran_any && !wrapper_open &&
+      (words.size() == 1 || second == "TRANSACTION" || second == "DEFERRED" ||
+       second == "IMMEDIATE" || second == "EXCLUSIVE")) {
+    return TxRole::kWrapperBegin;  // one plain wrapper: our transaction stands in for it
+  }
+  if ((first == "COMMIT" || first == "END") && wrapper_open && last) return TxRole::kWrapperCommit;
+  if (first == "ROLLBACK" &&
+      (second == "TO" || (second == "TRANSACTION" && words.size() > 2 && words[2] == "TO"))) {
+    return TxRole::kRun;  // ROLLBACK TO a savepoint works inside a transaction
+  }
+  if (controls_transactions(first)) return TxRole::kNeedsNoTransaction;
+  if (first == "PRAGMA" && second == "FOREIGN_KEYS" &&
+      statement.find('=') != std::string_view::npos) {
+    return TxRole::kForeignKeysPragma;
+  }
+  return TxRole::kRun;
+}
 
 StatementWalk::StatementWalk(sqlite3* db, const Step& step)
     : db_(db), step_(step), at_(bom_length(step.sql)) {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/driver.hpp"
@@ -32,6 +33,19 @@ struct Prepared {
   StatementPtr stmt;
   TextSpan span;  // the statement's text in the file, from the end of the previous one
 };
+
+// What a statement of a file means for the transaction dbstep runs the file in. apply() and the
+// dry run (drivers/sqlite/preview.cpp) decide with this one function.
+enum class TxRole {
+  kRun,                 // an ordinary statement
+  kWrapperBegin,        // the file's one plain BEGIN, first: dbstep's transaction stands in for it
+  kWrapperCommit,       // the COMMIT / END closing that BEGIN, last: likewise not run
+  kNeedsNoTransaction,  // other transaction control, or VACUUM: the file runs outside ours
+  kForeignKeysPragma,   // PRAGMA foreign_keys = ...: SQLite ignores it inside a transaction
+};
+// `ran_any`: a statement of the file ran before this one; `wrapper_open`: the file's BEGIN was
+// taken as the wrapper; `last`: only blank text follows the statement.
+TxRole transaction_role(std::string_view statement, bool ran_any, bool wrapper_open, bool last);
 
 // Walks one file on one connection. Not copyable; the file's text must outlive the walk.
 class StatementWalk {
