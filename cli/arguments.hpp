@@ -23,6 +23,9 @@ struct UsageError : std::runtime_error {
 };
 
 struct Settings {
+  // The database URL (a plain path given as the database is already a sqlite:// URL here) and
+  // the source. With neither named, dbstep's demo: sqlite://dbstep.db and embedded://. A
+  // database named without a source leaves `source` empty (open_migrator() refuses it).
   std::string database;
   std::string source;
   std::string path;  // golang-migrate's -path DIR
@@ -36,10 +39,14 @@ struct Settings {
   bool force = false;             // baseline: over an existing version; repair: with a version
   bool ignore_checksums = false;  // run although applied files were edited
   bool out_of_order = false;      // apply pending migrations below the current version
-  bool dry_run = false;           // migrate, rollback, goto, redo: print the plan, change nothing
-  bool quiet = false;             // errors and warnings only
   std::string scratch;            // verify --scratch URL: the database to verify on
   std::string from;               // verify --from V: check from version V on
+  bool dry_run = false;           // migrate, rollback, goto, redo: print the plan, change nothing
+  bool quiet = false;             // errors and warnings only
+  bool backup = false;            // migrate, rollback, goto, redo: copy the database first
+  // create: golang-migrate's flags, nullopt when not given.
+  std::optional<std::string> ext, dir, digits, format, tz;
+  bool seq = false;
   bool help = false;
   bool version = false;
   std::vector<std::string> positional;  // command and its arguments

@@ -49,17 +49,17 @@ const std::vector<Command>& commands() {
        "transaction. Refuses when applied migration files were edited (see validate) unless "
        "--ignore-checksums; --out-of-order first applies pending migrations below the current "
        "version.",
-       cmd_migrate, {"--json", "--dry-run"}},
+       cmd_migrate, {"--json", "--dry-run", "--backup"}},
       {{"rollback", "down"}, "rollback all|N   (alias: down [N] [-all])",
        "Roll back every applied migration (asks first on a terminal unless --yes) or the last N. "
        "`down` with no argument means all, as in golang-migrate.",
-       cmd_rollback, {"--json", "--dry-run"}},
+       cmd_rollback, {"--json", "--dry-run", "--backup"}},
       {{"goto"}, "goto V", "Move up or down to exactly version V.", cmd_goto,
-       {"--json", "--dry-run"}},
+       {"--json", "--dry-run", "--backup"}},
       {{"redo"}, "redo",
        "Roll back the last applied migration and apply it again (each step in its own "
        "transaction; both in one with --single-transaction).",
-       cmd_redo, {"--json", "--dry-run"}},
+       cmd_redo, {"--json", "--dry-run", "--backup"}},
       {{"version"}, "version [--json]",
        "Print the database's version, with (dirty) if a migration failed outside a transaction.",
        cmd_version, {"--json"}},
@@ -84,6 +84,13 @@ const std::vector<Command>& commands() {
       {{"force"}, "force V",
        "Record version V (or -1/none) and clear the dirty flag without running any SQL.",
        cmd_force, {"--json"}},
+      {{"create"}, "create -ext E [-dir D] [-seq [-digits N]] [-format F] [-tz TZ] NAME",
+       "Create an empty pair of migration files, {version}_NAME.up.E and .down.E, in D (made if "
+       "missing; default: the current folder), as golang-migrate's create does: the version is "
+       "the time in TZ (default UTC) as the Go layout F (default 20060102150405; unix, "
+       "unixNano), or with -seq the next number with N digits (default 6). Prints both paths. "
+       "Needs no database.",
+       cmd_create, {"--json", "--ext", "--dir", "--seq", "--digits", "--format", "--tz"}},
       {{"drop"}, "drop",
        "Remove every table and view (and, on PostgreSQL, every object) in the database. Asks "
        "first on a terminal; needs --yes otherwise.",
@@ -128,7 +135,9 @@ void check_own_options(const Command& command, const Settings& s) {
   }
   const std::vector<std::pair<const char*, bool>> given = {
       {"--json", s.json}, {"--exit-code", s.exit_code}, {"--force", s.force},
-      {"--dry-run", s.dry_run}};
+      {"--dry-run", s.dry_run}, {"--backup", s.backup}, {"--ext", s.ext.has_value()},
+      {"--dir", s.dir.has_value()}, {"--seq", s.seq}, {"--digits", s.digits.has_value()},
+      {"--format", s.format.has_value()}, {"--tz", s.tz.has_value()}};
   for (const auto& [name, set] : given) {
     if (!set) continue;
     const auto& own = command.own_options;

@@ -38,8 +38,9 @@ int cmd_status(Context& ctx);    // status [--json] [--exit-code]
 int cmd_validate(Context& ctx);  // validate [--json]
 int cmd_baseline(Context& ctx);  // baseline V [--force]
 int cmd_repair(Context& ctx);    // repair [--force V]
-int cmd_redo(Context& ctx);      // redo
 int cmd_schema(Context& ctx);    // schema dump | schema diff FILE [--json]
 int cmd_verify(Context& ctx);    // verify [--from V] [--scratch URL] [--json]
+int cmd_redo(Context& ctx);      // redo
+int cmd_create(Context& ctx);    // create -ext E [-dir D] [-seq] [-digits N] [-format F] [-tz TZ] NAME
 
 }  // namespace dbstep::cli

@@ -12,12 +12,23 @@
 #include "cli/command.hpp"
 #include "cli/signals.hpp"
 #include "core/registry.hpp"
+#include "core/sql_text.hpp"
+#include "core/url.hpp"
 #include "dbstep/dbstep.hpp"
 #include "dbstep_embedded/default_migrations.hpp"
 
 namespace dbstep::cli {
 
 Migrator open_migrator(Context& ctx, Observer* observer) {
+  if (ctx.settings.source.empty()) {
+    // Never dbstep's example schema on a database the user named.
+    throw UsageError(fmt::format(
+        "no migrations named for {}: give their folder with -s DIR (golang-migrate's -path DIR "
+        "or -source file://DIR also work) or set DBSTEP_SOURCE. dbstep's built-in example "
+        "migrations run only when neither a database nor a source is named (or with -s "
+        "embedded://)",
+        redact_secrets(ctx.settings.database)));
+  }
   Registry registry;
   register_builtin(registry, {&dbstep_embedded::default_migrations()});
   MigratorOptions options;
@@ -28,7 +39,12 @@ Migrator open_migrator(Context& ctx, Observer* observer) {
   options.single_transaction = ctx.settings.single_transaction;
   options.ignore_checksums = ctx.settings.ignore_checksums;
   options.out_of_order = ctx.settings.out_of_order;
+  options.backup = ctx.settings.backup;
   Migrator m = Migrator::open(registry, ctx.settings.database, ctx.settings.source, options);
+  // The database's notices (RAISE NOTICE / WARNING in a migration) on stderr, with the file.
+  m.driver().set_notice_handler([&err = ctx.err](const DatabaseNotice& n) {
+    fmt::print(err, "{}: {}: {}\n", ascii_lower(n.severity), n.file, n.message);
+  });
   if (ctx.settings.verbose) {
     // Under --json, stdout holds the one JSON document.
     fmt::print(ctx.settings.json ? ctx.err : ctx.out, "Using {} ({} migration versions) and {}\n", m.source().describe(),

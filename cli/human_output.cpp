@@ -195,6 +195,13 @@ void ConsoleObserver::on_notice(const std::string& message) {
   err_.flush();
 }
 
+void ConsoleObserver::on_backup(const std::string& path) {
+  if (mode_.quiet || mode_.json) return;
+  finish();
+  fmt::print(out_, "Backed up the database to {}\n", path);
+  out_.flush();
+}
+
 void ConsoleObserver::finish() {
   if (shown_length_ == 0) return;
   fmt::print(out_, "\n");

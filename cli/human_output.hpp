@@ -44,6 +44,7 @@ class ConsoleObserver final : public Observer {
   void on_step_started(const PlannedStep& step) override;
   void on_step_finished(const AppliedStep& step) override;
   void on_notice(const std::string& message) override;
+  void on_backup(const std::string& path) override;  // --backup: "Backed up ... to PATH"
 
   // Ends the progress line, if one is showing, so that what follows starts on its own line.
   // Called before the run's summary or error is printed.

@@ -226,4 +226,12 @@ void write_error_json(std::ostream& out, const std::string& code, const std::str
                    }}});
 }
 
+void write_create_json(std::ostream& out, Version version, const std::string& name,
+                       const std::string& up_file, const std::string& down_file) {
+  write(out, json{{"version", version},
+                  {"name", name},
+                  {"up_file", up_file},
+                  {"down_file", down_file}});
+}
+
 }  // namespace dbstep::cli

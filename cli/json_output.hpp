@@ -46,6 +46,10 @@ void write_error_json(std::ostream& out, const Error& e);
 // "internal" for anything else.
 void write_error_json(std::ostream& out, const std::string& code, const std::string& message);
 
+// create: {"version": 3, "name": "add_users", "up_file": "/abs/...up.sql", "down_file": ...}
+void write_create_json(std::ostream& out, Version version, const std::string& name,
+                       const std::string& up_file, const std::string& down_file);
+
 // The stable name of an error code in JSON: "invalid_argument", "validation", "lock_timeout" ...
 const char* json_error_code(ErrorCode code);
 

@@ -44,6 +44,20 @@ void Driver::drop_scratch_database(const std::string& /*name*/) {
               fmt::format("{}: this driver cannot drop a scratch database", describe()));
 }
 
+void Driver::check_backup() const {
+  throw Error(ErrorCode::kInvalidArgument,
+              fmt::format("--backup is not available for {}: dbstep copies SQLite files only. "
+                          "Back a database server up with its own tools before migrating (for "
+                          "PostgreSQL: pg_dump, or a snapshot of its volume or of the managed "
+                          "instance), then run without --backup",
+                          describe()));
+}
+
+std::optional<std::string> Driver::backup(const DbState& /*state*/) {
+  check_backup();
+  return std::nullopt;
+}
+
 bool sleep_unless_stopped(std::chrono::milliseconds pause, const std::atomic<bool>* stop) {
   constexpr std::chrono::milliseconds kSlice{20};
   const auto until = std::chrono::steady_clock::now() + pause;

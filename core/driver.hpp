@@ -149,6 +149,20 @@ class Driver {
   // How the database is named in messages, with any password hidden.
   virtual std::string describe() const = 0;
 
+  // Backup before a run (MigratorOptions::backup). check_backup() returns when backup() can copy
+  // this database and otherwise throws Error(kInvalidArgument) saying what to use instead; the
+  // Migrator calls it when it is made with the option. backup() copies the whole database,
+  // consistently, to a new file `<db>.backup-v<version>-<YYYYMMDD-HHMMSS>` (`state`'s version,
+  // UTC time) and returns its path, or nullopt when there is nothing to copy (no database yet,
+  // or one with no schema at all). The Migrator calls it at most once per run, holding the lock,
+  // after planning a run that has steps and before the first one. It never overwrites a file:
+  // one of that name is an error. It throws Error(kDatabase) naming the file and the reason
+  // (unwritable folder, full disk) when the copy cannot be made, and leaves no partial copy.
+  // Drivers that cannot copy their database keep the defaults, which refuse (naming pg_dump and
+  // snapshots, a server's tools).
+  virtual void check_backup() const;
+  virtual std::optional<std::string> backup(const DbState& state);
+
   // --dry-run: how apply() would run `step` (a step with a file), split by the same code that
   // splits it for apply(). The Migrator calls it for each step of a plan in order, and a driver
   // may assume the steps before it ran (SQLite can only prepare a statement once the ones before

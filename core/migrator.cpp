@@ -25,11 +25,28 @@ Error with_message(const Error& from, std::string message) {
   return e;
 }
 
+// What to do about a migration that failed part way outside a transaction and left the database
+// dirty, naming the version to force: going up, the version before the migration (once what it
+// did is undone); going down, the version below it (once its rollback is finished by hand).
+std::string dirty_advice(const Step& step, const DbState& before, const DbState& after) {
+  if (step.direction == Direction::kUp) {
+    return fmt::format("the database is now dirty at version {} because migration {} ran outside "
+                       "a transaction and failed part way: undo what it did, then run `dbstep "
+                       "force {}` (the version before it) and migrate again",
+                       to_string(after.version), step.version, to_string(before.version));
+  }
+  return fmt::format("the database is now dirty at version {} because the rollback of migration "
+                     "{} ran outside a transaction and failed part way: finish undoing it by "
+                     "hand, then run `dbstep force {}` (the version below it)",
+                     to_string(after.version), step.version, to_string(step.target));
+}
+
 // Runs `apply`; when it fails with a SQL error, adds where the database stands now (unchanged,
-// because the transaction rolled back, or dirty) and updates `current` to match.
+// because the transaction rolled back, or dirty: then what to do, when `step` says which step
+// failed) and updates `current` to match.
 template <typename Apply>
 bool with_state_report(Driver& driver, DbState& current, Apply&& apply,
-                       std::string_view unchanged_note = "") {
+                       std::string_view unchanged_note = "", const Step* step = nullptr) {
   try {
     return apply();
   } catch (const Error& e) {
@@ -49,16 +66,18 @@ bool with_state_report(Driver& driver, DbState& current, Apply&& apply,
         after == current
             ? fmt::format("the database is still at version {}{}", to_string(current.version),
                           unchanged_note)
-            : fmt::format("the database is now dirty at version {} because the migration ran "
-                          "outside a transaction; repair it, then run `dbstep force VERSION`",
-                          to_string(after.version));
+        : step && after.dirty ? dirty_advice(*step, current, after)
+               : fmt::format("the database is now dirty at version {} because the migration ran "
+                             "outside a transaction; repair it, then run `dbstep force VERSION`",
+                             to_string(after.version));
     current = after;
     throw with_message(e, fmt::format("{}; {}", e.what(), where));
   }
 }
 
 bool apply_reporting_state(Driver& driver, const Step& step, DbState& current) {
-  return with_state_report(driver, current, [&] { return driver.apply(step, current); });
+  return with_state_report(driver, current, [&] { return driver.apply(step, current); }, "",
+                           &step);
 }
 
 bool before_in_direction(Direction d, const OptVersion& a, const OptVersion& b) {
@@ -72,6 +91,7 @@ Migrator::Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> drive
     : source_(std::move(source)), driver_(std::move(driver)), options_(options) {
   source_name_ = source_->describe();
   index_ = MigrationIndex::build(source_->list(), source_name_);
+  if (options_.backup) driver_->check_backup();
 }
 
 Migrator Migrator::open(const Registry& registry, std::string_view database_url,
@@ -193,6 +213,12 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
     result.short_by = plan.short_by;
     result.steps.reserve(plan.steps.size());
     if (obs) obs->on_plan(plan);
+    if (options_.backup && !plan.steps.empty()) {
+      // Under the lock, from the state just read: a process that lost the race to migrate finds
+      // nothing to do and copies nothing.
+      result.backup = driver_->backup(current);
+      if (result.backup && obs) obs->on_backup(*result.backup);
+    }
     const OptVersion goal = plan.to();
     const Direction way = plan.steps.empty() ? Direction::kUp : plan.steps.front().direction;
 

@@ -52,6 +52,9 @@ struct Result {
   // the lock also sets `error` (code kStopped): nothing was read or applied.
   bool stopped = false;
   bool concurrent = false;         // another process moved the database during the run
+  // MigratorOptions::backup: the copy made before the run's first step (Driver::backup), if one
+  // was made.
+  std::optional<std::string> backup;
   std::optional<Error> error;      // the failure, if the run failed; steps before it stay applied
   bool ok() const { return !error.has_value(); }
 };
@@ -83,6 +86,9 @@ class Observer {
   virtual void on_plan(const Plan& /*plan*/) {}
   virtual void on_step_started(const PlannedStep& /*step*/) {}
   virtual void on_step_finished(const AppliedStep& /*step*/) {}
+  // MigratorOptions::backup: the database was copied to `path`, after the plan and before the
+  // first step.
+  virtual void on_backup(const std::string& /*path*/) {}
   // Something the person running the migration should know that is not an error: a rollback
   // that uses the down SQL stored in the history, a down file that differs from it, migrations
   // pending below the current version. Called on the Migrator's thread.
@@ -108,6 +114,11 @@ struct MigratorOptions {
   // Apply pending migrations below the current version (merged from another branch) before the
   // others; without it they are only reported (Observer::on_notice).
   bool out_of_order = false;
+  // Before a run that has steps (none for nothing to do), copy the database under the run's
+  // lock (Driver::backup: SQLite's online backup to <db>.backup-v<version>-<YYYYMMDD-HHMMSS>,
+  // UTC); if the copy fails, the run fails with nothing applied. Drivers that cannot copy their
+  // database (PostgreSQL: use pg_dump or a snapshot) refuse it when the Migrator is made.
+  bool backup = false;
 };
 
 // A problem validate() found, naming the file and what to do.
@@ -153,7 +164,6 @@ class Migrator {
   DryRun dry_run_steps(std::int64_t n);
   DryRun dry_run_to(Version v);
   DryRun dry_run_redo();
-
 
   // Sets the stored version without running SQL and clears the dirty flag (golang-migrate's
   // force; none empties the table), with a history row of kind forced. Takes the lock.

@@ -41,6 +41,26 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+bool is_plain_path(std::string_view text) {
+  if (text.empty() || text.find("://") != std::string_view::npos) return false;
+  if (text[0] == '/' || text[0] == '.') return true;
+  return text.find(':') == std::string_view::npos && text.find('=') == std::string_view::npos;
+}
+
+std::string sqlite_url_for_path(std::string_view path) {
+  std::string url = "sqlite://";
+  for (char c : path) {
+    if (c == '%') {
+      url += "%25";
+    } else if (c == '?') {
+      url += "%3F";
+    } else {
+      url += c;
+    }
+  }
+  return url;
+}
+
 Url Url::parse(std::string_view text) {
   if (text.empty()) throw Error(ErrorCode::kInvalidArgument, "URL cannot be empty");
   auto colon = text.find(':');

@@ -44,6 +44,13 @@ class Url {
 
 std::string percent_decode(std::string_view s);
 
+// Whether a database given as `text` is a plain file path rather than a URL: "app.db",
+// "./data/app.db", "/var/lib/app.db". A text with "://", or with "scheme:" or '=' and not
+// starting with '/' or '.', is not one (a URL, "sqlite:app.db", a libpq "key=value" string).
+bool is_plain_path(std::string_view text);
+// `path` as a sqlite:// URL for the same file ('%' and '?' escaped, so they stay in the name).
+std::string sqlite_url_for_path(std::string_view path);
+
 // Hides passwords in any text that may hold a URL or a libpq "key=value" string.
 std::string redact_secrets(std::string_view text);
 

@@ -20,7 +20,10 @@ std::string column_text(sqlite3_stmt* stmt, int i) {
 
 }  // namespace
 
-HistoryTable::HistoryTable(std::string name) : name_(std::move(name)), quoted_(quote_identifier(name_)) {}
+HistoryTable::HistoryTable(std::string name, std::string schema)
+    : name_(std::move(name)),
+      quoted_(schema.empty() ? quote_identifier(name_)
+                             : quote_identifier(schema) + "." + quote_identifier(name_)) {}
 
 void HistoryTable::ensure(sqlite3* db) {
   const std::string sql = fmt::format(

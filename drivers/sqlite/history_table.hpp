@@ -24,7 +24,8 @@ namespace dbstep::drivers::sqlite {
 
 class HistoryTable {
  public:
-  explicit HistoryTable(std::string name);
+  // `schema` empty: the name is unqualified (x-history-table=NAME, or the version table's).
+  explicit HistoryTable(std::string name, std::string schema = "");
   const std::string& name() const { return name_; }
 
   // Creates the table if it is missing (in the caller's transaction).

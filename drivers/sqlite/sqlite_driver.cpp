@@ -5,12 +5,14 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <SQLiteCpp/Backup.h>
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -26,13 +28,45 @@
 #include "core/statement_accounting.hpp"
 #include "drivers/sqlite/cached_statement.hpp"
 #include "drivers/sqlite/history_table.hpp"
-#include "drivers/sqlite/preview.hpp"
 #include "drivers/sqlite/schema_snapshot.hpp"
+#include "drivers/sqlite/preview.hpp"
 #include "drivers/sqlite/statements.hpp"
+#include "drivers/sqlite/table_name.hpp"
 
 namespace dbstep::drivers {
 
 namespace {
+
+// The file a URL's path names. golang-migrate hands sqlite3://file:u.db to SQLite as the URI
+// file:u.db, which opens the file u.db: the lock file, the existence checks, the backup and the
+// messages all use the file's own path, so `file:u.db` and `u.db` share one lock.
+std::string file_path_of(std::string_view body) {
+  if (body.rfind("file:", 0) != 0) return std::string(body);
+  std::string_view rest = body.substr(5);
+  if (rest.rfind("//", 0) == 0) {  // file:///abs/u.db, file://localhost/abs/u.db
+    rest.remove_prefix(2);
+    const auto slash = rest.find('/');
+    const std::string_view authority = rest.substr(0, slash);
+    if (!authority.empty() && authority != "localhost") {
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("SQLite URI {} names host \"{}\": only a local file (file:PATH, "
+                              "file:///ABSOLUTE/PATH) can be opened",
+                              body, authority));
+    }
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  }
+  return percent_decode(rest.substr(0, rest.find_first_of("?#")));
+}
+
+// "20261201-131500", now, UTC: the time in a backup's name.
+std::string utc_stamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &tm);
+  return text;
+}
 
 // A file name as the path part of an SQLite "file:" URI.
 std::string uri_escape_path(std::string_view path) {
@@ -105,6 +139,13 @@ class SqliteDriver final : public Driver {
   void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;
   std::string describe() const override { return fmt::format("SQLite database {}", path_); }
+  void check_backup() const override {
+    if (path_ == ":memory:") {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--backup needs a database file: an in-memory SQLite database has none");
+    }
+  }
+  std::optional<std::string> backup(const DbState& state) override;
   std::string schema_snapshot() override {
     if (!open_connection(false)) return "dialect sqlite\n";  // no file yet: an empty schema
     return sqlite::schema_snapshot(*db_, {table_, history_.name()});
@@ -188,7 +229,8 @@ class SqliteDriver final : public Driver {
   int busy_ms_ = 15000;
   bool busy_from_url_ = false;  // _busy_timeout in the URL wins over the lock timeout
   int lock_fd_ = -1;            // the flock()ed <db>.dbstep-lock while locked
-  std::string table_;
+  std::string table_;  // the version table's name in its schema
+  std::string quoted_index_;
   std::string quoted_table_;
   std::string index_name_;
   bool no_tx_wrap_ = false;
@@ -204,12 +246,13 @@ class SqliteDriver final : public Driver {
   CachedStatement delete_state_;
   CachedStatement insert_state_;
   sqlite::HistoryTable history_{"schema_migrations_history"};
-  std::unique_ptr<sqlite::PreviewRun> preview_run_;  // the dry run's scratch copy, when asked
   // The x- and go-sqlite3 `_` parameters, for a scratch database that behaves like this one.
   std::vector<std::pair<std::string, std::string>> scratch_params_;
+  std::unique_ptr<sqlite::PreviewRun> preview_run_;  // the dry run's scratch copy, when asked
 };
 
-SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_migrations") {
+SqliteDriver::SqliteDriver(const Url& url)
+    : path_(file_path_of(url.body())), table_("schema_migrations") {
   if (path_.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("SQLite URL {} names no file; use sqlite://PATH (relative) or "
@@ -224,7 +267,7 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
       if (value.empty()) {
         throw Error(ErrorCode::kInvalidArgument, "x-migrations-table must not be empty");
       }
-      table_ = value;
+      table_ = value;  // "main.mig": schema main, table mig (parsed below)
     } else if (key == "x-history-table") {
       if (value.empty()) {
         throw Error(ErrorCode::kInvalidArgument, "x-history-table must not be empty");
@@ -269,12 +312,21 @@ SqliteDriver::SqliteDriver(const Url& url) : path_(url.body()), table_("schema_m
                                uri_escape_value(value));
     }
   }
-  quoted_table_ = quote_identifier(table_);
-  history_ = sqlite::HistoryTable(history_name.empty() ? default_history_table(table_) : history_name);
+  // x-migrations-table=main.mig is table mig in schema main, as SQLite reads golang-migrate's
+  // unquoted `main.mig`; the history table and the index go in the same schema.
+  const sqlite::TableName version_table = sqlite::parse_table_name(table_);
+  table_ = version_table.table;
+  quoted_table_ = version_table.quoted();
+  const sqlite::TableName history_table =
+      history_name.empty() ? version_table.sibling(default_history_table(version_table.table))
+                           : sqlite::parse_table_name(history_name);
+  history_ = sqlite::HistoryTable(history_table.table, history_table.schema);
   select_state_.set_sql(fmt::format("SELECT version, dirty FROM {} LIMIT 1", quoted_table_));
   delete_state_.set_sql(fmt::format("DELETE FROM {}", quoted_table_));
   insert_state_.set_sql(fmt::format("INSERT INTO {} (version, dirty) VALUES (?, ?)", quoted_table_));
   index_name_ = table_ == "schema_migrations" ? "version_unique" : table_ + "_version_unique";
+  // CREATE INDEX names the schema on the index, never on the table.
+  quoted_index_ = version_table.sibling(index_name_).quoted();
 
   filename_ = path_;
   flags_ = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
@@ -466,8 +518,8 @@ void SqliteDriver::ensure_table() {
   if (table_ready_) return;
   exec(fmt::format("CREATE TABLE IF NOT EXISTS {} (version uint64, dirty bool)", quoted_table_),
        "cannot create the version table " + table_);
-  exec(fmt::format("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (version)", quote_identifier(index_name_),
-                   quoted_table_),
+  exec(fmt::format("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (version)", quoted_index_,
+                   quote_identifier(table_)),
        "cannot create the version table's index");
   table_ready_ = true;
 }
@@ -639,6 +691,58 @@ void SqliteDriver::append_history(const Step& step, std::chrono::steady_clock::t
   HistoryRow row = *step.history;
   row.kind = *kind;
   history_.append(handle(), row, started);
+}
+
+std::optional<std::string> SqliteDriver::backup(const DbState& state) {
+  check_backup();
+  if (!open_connection(false)) return std::nullopt;  // no file yet: nothing to lose
+  {
+    // A database without a single table, index or view (a new, empty file) holds nothing either.
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(handle(), "SELECT 1 FROM sqlite_master LIMIT 1", -1, &stmt, nullptr) !=
+        SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      throw database_error("cannot read the schema before the backup");
+    }
+    const bool empty = sqlite3_step(stmt) != SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    if (empty) return std::nullopt;
+  }
+  const std::string target =
+      fmt::format("{}.backup-v{}-{}", path_, to_string(state.version), utc_stamp());
+  auto failed = [&](std::string_view why) {
+    return Error(ErrorCode::kDatabase,
+                 fmt::format("cannot back up {} to {}: {}; no migration was run", describe(),
+                             target, why));
+  };
+  // O_EXCL: an existing file of that name (another backup this second) is never overwritten.
+  const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw failed(std::strerror(errno));
+  ::close(fd);
+  auto remove_copy = [&] {
+    std::error_code ec;
+    std::filesystem::remove(target, ec);
+    std::filesystem::remove(target + "-journal", ec);
+  };
+  try {
+    SQLite::Database copy(target, SQLite::OPEN_READWRITE);
+    SQLite::Backup backup(copy, *db_);
+    // Every page in one step, so the copy is one consistent moment. Another connection writing
+    // (BUSY, LOCKED) is waited for up to the busy timeout.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_ms_);
+    int rc;
+    while ((rc = backup.executeStep(-1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+      if (std::chrono::steady_clock::now() >= give_up) {
+        throw SQLite::Exception("the database stayed locked by another connection", rc);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (rc != SQLITE_DONE) throw SQLite::Exception("the copy did not finish", rc);
+  } catch (const SQLite::Exception& e) {
+    remove_copy();
+    throw failed(e.what());
+  }
+  return target;
 }
 
 void SqliteDriver::remove_if_empty() noexcept {

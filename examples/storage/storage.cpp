@@ -1,9 +1,6 @@
 #include "examples/storage/storage.hpp"
 
-#include <SQLiteCpp/Backup.h>
-
 #include <chrono>
-#include <ctime>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -24,58 +21,18 @@ std::string sqlite_url(const std::filesystem::path& path) {
   return url;
 }
 
-// True when any of the application's tables holds a row: a schema with no rows yet (another
-// process may have just created it) is not worth a backup.
-bool has_data(SQLite::Database& db) {
-  SQLite::Statement tables(db,
-                           "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT "
-                           "LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'schema_migrations'");
-  std::vector<std::string> names;
-  while (tables.executeStep()) names.push_back(tables.getColumn(0).getString());
-  for (const auto& name : names) {
-    std::string quoted = "\"";
-    for (char c : name) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-    quoted += "\"";
-    if (db.execAndGet("SELECT EXISTS (SELECT 1 FROM " + quoted + ")").getInt() != 0) return true;
-  }
-  return false;
-}
-
-std::filesystem::path backup_path(const std::filesystem::path& db, const dbstep::OptVersion& v) {
-  std::time_t now = std::time(nullptr);
-  std::tm local{};
-  localtime_r(&now, &local);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
-  std::filesystem::path base = db.string() + fmt::format(".backup-v{}-{}", v ? *v : 0, stamp);
-  std::filesystem::path path = base;
-  for (int i = 2; std::filesystem::exists(path); ++i) path = base.string() + "-" + std::to_string(i);
-  return path;
-}
-
-// Logs each migration, and makes the backup when the plan is known: the run then holds the
-// migration lock and has read the version, so a process that lost the race to another one
-// sees nothing pending and makes no backup.
+// Logs the backup (made by dbstep under the migration lock, MigratorOptions::backup) and each
+// migration.
 class OpenObserver final : public dbstep::Observer {
  public:
-  OpenObserver(const std::filesystem::path& path, SQLite::Database& db, const Options& options)
-      : path_(path), db_(db), options_(options) {}
+  OpenObserver(const std::filesystem::path& path, const Options& options)
+      : path_(path), options_(options) {}
 
-  void on_plan(const dbstep::Plan& plan) override {
-    if (plan.steps.empty() || backup || !options_.backup || !has_data(db_)) return;
-    auto target = backup_path(path_, plan.from);
-    try {
-      SQLite::Database copy(target.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-      SQLite::Backup(copy, db_).executeStep();  // the whole database, consistently
-    } catch (const std::exception& e) {
-      throw dbstep::Error(dbstep::ErrorCode::kDatabase,
-                          fmt::format("cannot back up {} to {} before migrating ({}); nothing "
-                                      "was migrated",
-                                      path_.string(), target.string(), e.what()));
-    }
-    backup = target;
+  void on_plan(const dbstep::Plan& plan) override { from_ = plan.from; }
+
+  void on_backup(const std::string& backup) override {
     options_.log(fmt::format("backed up {} (version {}) to {} before migrating", path_.string(),
-                             dbstep::to_string(plan.from), target.string()));
+                             dbstep::to_string(from_), backup));
   }
 
   void on_step_finished(const dbstep::AppliedStep& step) override {
@@ -84,12 +41,10 @@ class OpenObserver final : public dbstep::Observer {
                              std::chrono::duration<double, std::milli>(step.duration).count()));
   }
 
-  std::optional<std::filesystem::path> backup;
-
  private:
   const std::filesystem::path& path_;
-  SQLite::Database& db_;
   const Options& options_;
+  dbstep::OptVersion from_;
 };
 
 }  // namespace
@@ -105,22 +60,28 @@ Storage Storage::open(const std::filesystem::path& path, Options options) {
   auto source = options.migrations
                     ? options.migrations()
                     : dbstep::sources::open_embedded(dbstep_embedded::storage_migrations());
-  OpenObserver observer(path, *db, options);
+  OpenObserver observer(path, options);
   dbstep::MigratorOptions migrator_options;
   migrator_options.observer = &observer;
+  // Before migrating a database that holds a schema, dbstep copies it with SQLite's online
+  // backup API to <db>.backup-v<version>-<YYYYMMDD-HHMMSS> (UTC), under the migration lock; a
+  // new or empty database, or one with nothing pending, is not copied.
+  migrator_options.backup = options.backup;
   auto migrator = dbstep::open(sqlite_url(path), std::move(source), migrator_options);
 
   dbstep::Result result = migrator.up();
+  std::optional<std::filesystem::path> backup;
+  if (result.backup) backup = *result.backup;
   if (!result.ok()) {
     throw Error(fmt::format("cannot open {}: {}{}", path.string(), result.error->what(),
-                            observer.backup ? fmt::format(". The database as it was before "
-                                                          "migrating is saved in {}",
-                                                          observer.backup->string())
-                                            : ""),
-                observer.backup);
+                            backup ? fmt::format(". The database as it was before migrating is "
+                                                 "saved in {}",
+                                                 backup->string())
+                                   : ""),
+                backup);
   }
   db->exec("PRAGMA foreign_keys = ON");
-  return Storage(std::move(db), std::move(result), std::move(observer.backup));
+  return Storage(std::move(db), std::move(result), std::move(backup));
 }
 
 std::int64_t Storage::add_note(const std::string& title, const std::string& body, bool pinned) {

@@ -1,8 +1,8 @@
 #pragma once
 // An application's storage layer whose open() migrates its database before handing it out: the
-// library use of dbstep. Storage::open(path) opens the SQLite file with SQLiteCpp, backs it up
-// with SQLite's online backup API when migrations are pending and it already holds data, applies
-// the migrations compiled into the program (dbstep_embed_migrations), and returns it ready.
+// library use of dbstep. Storage::open(path) opens the SQLite file with SQLiteCpp, has dbstep
+// back it up first (MigratorOptions::backup: SQLite's online backup API, under the migration
+// lock) when migrations are pending and it already holds a schema, applies the migrations compiled into the program (dbstep_embed_migrations), and returns it ready.
 // Safe when several processes open the same database at once: each migration runs exactly once.
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -21,8 +21,9 @@
 namespace storage {
 
 struct Options {
-  // Copy the database to <db>.backup-v<version>-<YYYYMMDD-HHMMSS> before applying migrations to a
-  // database that already holds data. Never done for a new or empty database.
+  // Copy the database to <db>.backup-v<version>-<YYYYMMDD-HHMMSS> (UTC) before applying
+  // migrations to a database that already holds a schema (dbstep's MigratorOptions::backup).
+  // Never done for a new or empty database, nor when nothing is pending.
   bool backup = true;
   // Where open() says what it did; stderr by default.
   std::function<void(const std::string&)> log;

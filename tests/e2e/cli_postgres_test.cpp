@@ -89,38 +89,38 @@ struct TestDatabase {
 TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
   TempDir tmp;
   TestDatabase db;
-  auto r = run_dbstep({"-d", db.url, "migrate", "all"}, tmp.path());
+  auto r = run_dbstep({"-d", db.url, "-s", "embedded://", "migrate", "all"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(contains(r.out, "Running 6 pending migration(s) from version none to 6"));
   CHECK(r.err.empty());
   CHECK(db.tables() == std::set<std::string>{"users", "channels", "channel_members", "messages",
                                              "reactions", "channel_topics", "schema_migrations",
                                              "schema_migrations_history"});
-  CHECK(run_dbstep({"-d", db.url, "version"}, tmp.path()).out == "6\n");
+  CHECK(run_dbstep({"-d", db.url, "-s", "embedded://", "version"}, tmp.path()).out == "6\n");
   // libpq is loaded on demand (drivers/postgres/libpq.hpp): here it is.
-  CHECK(contains(run_dbstep({"-d", db.url, "version"}, tmp.path(), {{"LD_DEBUG", "libs"}}).err,
+  CHECK(contains(run_dbstep({"-d", db.url, "-s", "embedded://", "version"}, tmp.path(), {{"LD_DEBUG", "libs"}}).err,
                  "libpq.so.5"));
-  r = run_dbstep({"-d", db.url, "migrate", "all"}, tmp.path());
+  r = run_dbstep({"-d", db.url, "-s", "embedded://", "migrate", "all"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(contains(r.out, "Database is up to date (version 6)"));
-  r = run_dbstep({"-d", db.url, "rollback", "2"}, tmp.path());
+  r = run_dbstep({"-d", db.url, "-s", "embedded://", "rollback", "2"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(db.scalar("SELECT version FROM schema_migrations") == "4");
-  r = run_dbstep({"-d", db.url, "goto", "1"}, tmp.path());
+  r = run_dbstep({"-d", db.url, "-s", "embedded://", "goto", "1"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(db.tables() ==
         std::set<std::string>{"users", "schema_migrations", "schema_migrations_history"});
-  r = run_dbstep({"-d", db.url, "goto", "6"}, tmp.path());
+  r = run_dbstep({"-d", db.url, "-s", "embedded://", "goto", "6"}, tmp.path());
   CHECK(r.code == 0);
-  r = run_dbstep({"-d", db.url, "rollback", "all", "--yes"}, tmp.path());
+  r = run_dbstep({"-d", db.url, "-s", "embedded://", "rollback", "all", "--yes"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(db.tables() == std::set<std::string>{"schema_migrations", "schema_migrations_history"});
   // Every step left its row: 6 up, 2 down, 3 down (goto 1), 5 up (goto 6), 6 down.
   CHECK(db.scalar("SELECT count(*) FROM schema_migrations_history WHERE kind = 'applied'") == "22");
-  CHECK(contains(run_dbstep({"-d", db.url, "version"}, tmp.path()).out, "none"));
-  CHECK(run_dbstep({"-d", db.url, "migrate", "3"}, tmp.path()).code == 0);
+  CHECK(contains(run_dbstep({"-d", db.url, "-s", "embedded://", "version"}, tmp.path()).out, "none"));
+  CHECK(run_dbstep({"-d", db.url, "-s", "embedded://", "migrate", "3"}, tmp.path()).code == 0);
   db.scalar("CREATE VIEW v AS SELECT 1 AS x; CREATE TYPE mood AS ENUM ('ok'); CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'");
-  r = run_dbstep({"-d", db.url, "drop", "--yes"}, tmp.path());
+  r = run_dbstep({"-d", db.url, "-s", "embedded://", "drop", "--yes"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(db.tables().empty());
   CHECK(db.scalar("SELECT COUNT(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' AND t.typname = 'mood'") == "0");
@@ -143,7 +143,7 @@ TEST_CASE(
   CHECK(db.scalar("SELECT string_agg(version::text, ',') FROM schema_migrations_history") == "1");
 
   // A URL with a password the server will not get to check (closed port): never echoed.
-  r = run_dbstep({"-d", "postgres://alice:hunter2secret@127.0.0.1:1/nowhere?connect_timeout=2", "version"}, tmp.path());
+  r = run_dbstep({"-d", "postgres://alice:hunter2secret@127.0.0.1:1/nowhere?connect_timeout=2", "-s", "embedded://", "version"}, tmp.path());
   CHECK(r.code == 1);
   CHECK_FALSE(contains(r.err, "hunter2secret"));
   CHECK_FALSE(contains(r.out, "hunter2secret"));

@@ -106,16 +106,16 @@ TEST_CASE("e2e: data survives the default schema's data migrations both ways") {
   TempDir tmp;
   auto db = tmp / "chat.db";
   std::string url = "sqlite://" + db.string();
-  REQUIRE(run_dbstep({"-d", url, "migrate", "2"}, tmp.path()).code == 0);
+  REQUIRE(run_dbstep({"-d", url, "-s", "embedded://", "migrate", "2"}, tmp.path()).code == 0);
   {
     SQLite::Database d(db.string(), SQLite::OPEN_READWRITE);
     d.exec("INSERT INTO users (id, name, email) VALUES (1, 'ada', 'ada@example.com');"
            "INSERT INTO channels (id, name, topic) VALUES (1, 'general', 'hello'), (2, 'random', NULL);");
   }
-  REQUIRE(run_dbstep({"-d", url, "migrate", "all"}, tmp.path()).code == 0);
+  REQUIRE(run_dbstep({"-d", url, "-s", "embedded://", "migrate", "all"}, tmp.path()).code == 0);
   CHECK(scalar(db, "SELECT COUNT(*) FROM channel_topics WHERE channel_id = 1 AND topic = 'hello'") == 1);
   CHECK(scalar(db, "SELECT COUNT(*) FROM users WHERE display_name = 'ada'") == 1);
-  REQUIRE(run_dbstep({"-d", url, "rollback", "2"}, tmp.path()).code == 0);
+  REQUIRE(run_dbstep({"-d", url, "-s", "embedded://", "rollback", "2"}, tmp.path()).code == 0);
   CHECK(scalar(db, "SELECT COUNT(*) FROM channels WHERE id = 1 AND topic = 'hello'") == 1);
   CHECK(scalar(db, "SELECT COUNT(*) FROM channels WHERE id = 2 AND topic IS NULL") == 1);
 }
@@ -165,7 +165,7 @@ TEST_CASE("e2e: bad sources and URLs are named, exit 1, and change nothing") {
   CHECK(r.code == 1);
   CHECK(contains(r.err, "migration folder " + (tmp / "nowhere").string() + " does not exist"));
 
-  r = run_dbstep({"-d", "mysql://u:hunter2@db/x", "version"}, tmp.path());
+  r = run_dbstep({"-d", "mysql://u:hunter2@db/x", "-s", "embedded://", "version"}, tmp.path());
   CHECK(r.code == 1);
   CHECK(contains(r.err, "unknown database URL scheme \"mysql\""));
   CHECK(contains(r.err, "sqlite"));
