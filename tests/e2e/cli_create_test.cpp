@@ -113,17 +113,22 @@ TEST_CASE("create: timestamps in a Go layout and a time zone") {
   name = std::filesystem::path(lines(r.out)[0]).filename().string();
   CHECK(name.find('_') == 19);
   // Go layout elements: 2006 01 02 15, in Tokyo (UTC+9, no daylight saving).
+  auto tokyo_hour = [] {
+    const std::time_t now = std::time(nullptr) + 9 * 3600;
+    std::tm tm{};
+    ::gmtime_r(&now, &tm);
+    char text[16];
+    std::strftime(text, sizeof text, "%Y%m%d%H", &tm);
+    return std::string(text);
+  };
+  const std::string hour_before = tokyo_hour();
   r = run_dbstep({"create", "-ext", "sql", "-dir", "t", "-format", "200601021504", "-tz",
                   "Asia/Tokyo", "a"},
                  tmp.path());
+  const std::string hour_after = tokyo_hour();
   CHECK(r.code == 0);
   name = std::filesystem::path(lines(r.out)[0]).filename().string();
-  const std::time_t now = std::time(nullptr) + 9 * 3600;
-  std::tm tm{};
-  ::gmtime_r(&now, &tm);
-  char tokyo_hour[16];
-  std::strftime(tokyo_hour, sizeof tokyo_hour, "%Y%m%d%H", &tm);
-  CHECK(name.substr(0, 10) == tokyo_hour);  // (fails only across an hour boundary)
+  CHECK((name.substr(0, 10) == hour_before || name.substr(0, 10) == hour_after));
   r = run_dbstep({"create", "-ext", "sql", "-dir", "d", "-format", "20060102", "-tz", "UTC", "a"},
                  tmp.path());
   CHECK(r.code == 0);

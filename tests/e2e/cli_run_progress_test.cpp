@@ -80,7 +80,7 @@ TEST_CASE("e2e cli run: a long run shows one progress line on a terminal, a line
   CHECK(shown.empty());
 }
 
-TEST_CASE("e2e cli run: no progress line in a pipe or a file; --quiet prints errors only") {
+TEST_CASE("e2e cli run: no progress line in a pipe or a file, and --quiet prints errors only") {
   TempDir tmp;
   const auto dir = tmp / "migrations";
   write_migrations(dir, 5);
