@@ -100,6 +100,7 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
   report.scratch = m.driver().describe();
   require_empty(m);
   auto snapshot = [&] { return m.driver().schema_snapshot(); };
+  auto stopped = [&] { return options.stop && options.stop->load(); };
   auto finish = [&] {
     report.duration = Clock::now() - started;
     return report;
@@ -133,7 +134,7 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
   std::optional<std::string> known;
   for (const auto& e : entries) {
     if (options.from && e.version < *options.from) continue;
-    if (options.stop && options.stop->load()) {
+    if (stopped()) {
       report.completed = false;
       break;
     }
@@ -145,6 +146,10 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
     const std::string before = known ? *known : snapshot();
     known.reset();
     Result up = m.steps(1);
+    if (stopped()) {
+      report.completed = false;
+      break;
+    }
     if (!up.ok()) {
       VerifyProblem p = problem(v, id, VerifyProblemKind::kUpFailed,
                                 fmt::format("{}: the up failed, so the migrations from here on "
@@ -158,6 +163,10 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
     const std::string after_up = snapshot();
 
     Result down = m.steps(-1);
+    if (stopped()) {
+      report.completed = false;
+      break;
+    }
     if (!down.ok()) {
       VerifyProblem p = problem(v, id, VerifyProblemKind::kDownFailed,
                                 fmt::format("{}: the down failed: {}", name, down.error->what()));
@@ -189,6 +198,10 @@ VerifyReport verify_on(Migrator& m, const VerifyOptions& options) {
     }
 
     Result again = m.steps(1);
+    if (stopped()) {
+      report.completed = false;
+      break;
+    }
     if (!again.ok()) {
       VerifyProblem p = problem(v, id, VerifyProblemKind::kReapplyFailed,
                                 fmt::format("{}: the up failed when run again after the down: {}",
@@ -240,10 +253,12 @@ VerifyReport verify(const Registry& registry, std::string_view database_url,
   if (scratch_url) {
     Migrator m = Migrator::open(registry, *scratch_url, source_url, mo);
     require_empty(m);  // before anything is changed: a database that is not empty stays as is
+    if (options.on_scratch) options.on_scratch(&m);
     VerifyReport report;
     try {
       report = verify_on(m, options);
     } catch (...) {
+      if (options.on_scratch) options.on_scratch(nullptr);
       try {
         m.drop();
       } catch (...) {
@@ -251,6 +266,7 @@ VerifyReport verify(const Registry& registry, std::string_view database_url,
       }
       throw;
     }
+    if (options.on_scratch) options.on_scratch(nullptr);
     m.drop();
     return report;
   }
@@ -263,7 +279,14 @@ VerifyReport verify(const Registry& registry, std::string_view database_url,
   VerifyReport report;
   {
     Migrator m(std::move(source), registry.open_driver(url), mo);
-    report = verify_on(m, options);
+    if (options.on_scratch) options.on_scratch(&m);
+    try {
+      report = verify_on(m, options);
+    } catch (...) {
+      if (options.on_scratch) options.on_scratch(nullptr);
+      throw;
+    }
+    if (options.on_scratch) options.on_scratch(nullptr);
   }  // the scratch database's connection is closed before it is dropped
   guard.drop();
   return report;

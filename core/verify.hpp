@@ -65,10 +65,14 @@ struct VerifyOptions {
   // without checks. None: from the first.
   OptVersion from;
   std::chrono::milliseconds lock_timeout{15000};
-  // Checked before each migration: verify stops (completed = false) and cleans up. Borrowed.
+  // Checked before and after each step: verify stops (completed = false; the migration being
+  // checked is not judged) and cleans up. Borrowed.
   const std::atomic<bool>* stop = nullptr;
   // Called before each migration is checked (progress output). May be empty.
   std::function<void(Version, const std::string&)> on_migration;
+  // verify(): called with the scratch database's Migrator once it is open and with nullptr
+  // before it is closed (the CLI points its signal handlers at it). May be empty.
+  std::function<void(Migrator*)> on_scratch;
 };
 
 // Runs the checks with `scratch`, a Migrator on an empty database (Error(kInvalidArgument) when

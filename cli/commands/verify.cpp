@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -56,7 +57,7 @@ void write_json(std::ostream& out, const VerifyReport& r) {
   out << doc.dump(2) << "\n";
 }
 
-void print_report(Context& ctx, const VerifyReport& r) {
+void print_report(Context& ctx, const VerifyReport& r, bool stopped) {
   for (const auto& p : r.problems) {
     fmt::print(ctx.out, "{}\n", redact_secrets(p.message));
     if (!p.difference.empty()) ctx.out << p.difference;
@@ -65,7 +66,11 @@ void print_report(Context& ctx, const VerifyReport& r) {
   const double ms = std::chrono::duration<double, std::milli>(r.duration).count();
   const std::string took =
       ms >= 1000 ? fmt::format("{:.1f} s", ms / 1000) : fmt::format("{:.0f} ms", ms);
-  if (r.ok()) {
+  if (stopped) {
+    fmt::print(ctx.out, "Stopped after checking {} migration(s) on {} in {}: {} problem(s) so far; "
+                        "the scratch database was removed\n",
+               r.checked.size(), redact_secrets(r.scratch), took, r.problems.size());
+  } else if (r.ok()) {
     fmt::print(ctx.out, "Checked {} migration(s) on {} in {}: each down restores the schema its "
                         "up found\n",
                r.checked.size(), redact_secrets(r.scratch), took);
@@ -96,6 +101,16 @@ int cmd_verify(Context& ctx) {
       fmt::print(ctx.settings.json ? ctx.err : ctx.out, "Checking migration {}: {}\n", v, id);
     };
   }
+  // Ctrl-C: the step running finishes, verify stops and drops the scratch database; a second
+  // one cancels the step and exits at once (the scratch database may then stay behind).
+  std::optional<SignalScope> signals;
+  options.on_scratch = [&](Migrator* m) {
+    if (m) {
+      signals.emplace(*m);
+    } else {
+      signals.reset();
+    }
+  };
   std::optional<std::string> scratch;
   if (!ctx.settings.scratch.empty()) scratch = ctx.settings.scratch;
   const VerifyReport report =
@@ -103,8 +118,9 @@ int cmd_verify(Context& ctx) {
   if (ctx.settings.json) {
     write_json(ctx.out, report);
   } else {
-    print_report(ctx, report);
+    print_report(ctx, report, stop_flag()->load());
   }
+  if (stop_flag()->load()) return stopped_exit_code();
   return report.ok() ? kExitOk : kExitFailed;
 }
 
