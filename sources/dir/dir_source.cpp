@@ -1,13 +1,13 @@
 #include "sources/dir/dir_source.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -78,26 +78,41 @@ class DirectorySource final : public Source {
     return names;
   }
 
+  // open, fstat, read, close: four system calls for a small file (an ifstream's seek-to-end size
+  // query took seven), which `status` pays per applied migration when it compares checksums.
+  // The size from fstat is only a hint: a file that grows or shrinks while it is read is read
+  // to its real end.
   std::string read(std::string_view name) override {
-    fs::path path = dir_ / fs::path(std::string(name));
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      throw Error(ErrorCode::kSourceUnavailable,
-                  fmt::format("cannot read migration file {}: {}", path.string(),
-                              std::strerror(errno)));
-    }
+    const fs::path path = dir_ / fs::path(std::string(name));
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    auto fail = [&](int err) {
+      return Error(ErrorCode::kSourceUnavailable,
+                   fmt::format("cannot read migration file {}: {}", path.string(),
+                               std::strerror(err)));
+    };
+    if (fd < 0) throw fail(errno);
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw fail(errno);
     std::string data;
-    in.seekg(0, std::ios::end);
-    auto size = in.tellg();
-    if (size > 0) {
-      data.resize(static_cast<std::size_t>(size));
-      in.seekg(0);
-      in.read(data.data(), size);
+    data.resize(st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 4096);
+    std::size_t used = 0;
+    for (;;) {
+      if (used == data.size()) data.resize(data.size() * 2);
+      const ssize_t got = ::read(fd, data.data() + used, data.size() - used);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw fail(errno);
+      }
+      if (got == 0) break;
+      used += static_cast<std::size_t>(got);
+      // A regular file's read comes up short only at its end: no second read to see the end.
+      if (S_ISREG(st.st_mode) && used < data.size()) break;
     }
-    if (!in && !in.eof()) {
-      throw Error(ErrorCode::kSourceUnavailable,
-                  fmt::format("cannot read migration file {}", path.string()));
-    }
+    data.resize(used);
     return data;
   }
 
