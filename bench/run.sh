@@ -54,7 +54,7 @@ DBSTEP_BUILD_DIR=$build "$root/scripts/build.sh" --target dbstep >&2
 targets=(dbstep)
 if [ "$micro" -eq 1 ]; then
   cmake -DDBSTEP_BUILD_BENCH=ON "$build" >/dev/null
-  targets+=(dbstep_bench_micro)
+  targets+=(dbstep_bench_micro dbstep_bench_templates)
 fi
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >&2
 
@@ -108,3 +108,11 @@ if [ "$embed" -eq 1 ]; then
   fi
 fi
 python3 "$root/bench/harness.py" "${py_args[@]}" "${harness_args[@]}"
+
+# dbstep::testing: a fresh test database from a template vs. migrated from scratch, 50 migrations
+# (bench/templates.cpp), on the same throwaway server; its table goes to OUT/templates.md.
+if [ "$micro" -eq 1 ]; then
+  "$build/bench/dbstep_bench_templates" --migrations "$build/bench/generated/n50/dbstep" \
+    --runs "$([ "$tiny" -eq 1 ] && echo 5 || echo 50)" --folder "$work" \
+    ${pg_url:+--pg-url "$pg_url"} | tee "$out/templates.md"
+fi
