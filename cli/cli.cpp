@@ -84,12 +84,12 @@ const std::vector<Command>& commands() {
       {{"force"}, "force V",
        "Record version V (or -1/none) and clear the dirty flag without running any SQL.",
        cmd_force, {"--json"}},
-      {{"create"}, "create -ext E [-dir D] [-seq [-digits N]] [-format F] [-tz TZ] NAME",
+      {{"create"}, "create -ext E [-dir D] [-seq] NAME",
        "Create an empty pair of migration files, {version}_NAME.up.E and .down.E, in D (made if "
        "missing; default: the current folder), as golang-migrate's create does: the version is "
-       "the time in TZ (default UTC) as the Go layout F (default 20060102150405; unix, "
-       "unixNano), or with -seq the next number with N digits (default 6). Prints both paths. "
-       "Needs no database.",
+       "the time in -tz TZ (default UTC) as the Go layout -format F (default 20060102150405; "
+       "unix, unixNano), or with -seq the next number with -digits N digits (default 6). Prints "
+       "both paths. Needs no database.",
        cmd_create, {"--json", "--ext", "--dir", "--seq", "--digits", "--format", "--tz"}},
       {{"drop"}, "drop",
        "Remove every table and view (and, on PostgreSQL, every object) in the database. Asks "
