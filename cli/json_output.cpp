@@ -158,6 +158,7 @@ void write_run_json(std::ostream& out, const std::string& command, const Result&
                  {"short_by", r.short_by},
                  {"stopped", r.stopped},
                  {"concurrent", r.concurrent},
+                 {"backup", r.backup ? json(*r.backup) : json(nullptr)},
                  {"error", r.error ? error_json(*r.error) : json(nullptr)},
              });
 }

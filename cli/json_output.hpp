@@ -25,7 +25,8 @@ void write_problems_json(std::ostream& out, const std::vector<ValidationProblem>
 
 // migrate, rollback, goto, redo: {"command", "ok", "dry_run": false, "from", "to",
 // "duration_ms", "steps": [{"version", "identifier", "file", "direction", "target",
-// "duration_ms"}], "short_by", "stopped", "concurrent", "error": null | {error object}}.
+// "duration_ms"}], "short_by", "stopped", "concurrent", "backup" (--backup's copy, or null),
+// "error": null | {error object}}.
 void write_run_json(std::ostream& out, const std::string& command, const Result& r);
 
 // The same commands under --dry-run: {"command", "ok": true, "dry_run": true, "from", "to",

@@ -85,10 +85,24 @@ TEST_CASE("backup: --backup copies the database before a run that changes it") {
   CHECK(r.code == 0);
   CHECK(backups_in(tmp.path()).size() == 1);
 
+  // --json: the run document names the copy.
+  std::filesystem::remove(backups_in(tmp.path())[0]);
+  r = run_dbstep({"-s", "m", "-d", "app.db", "--backup", "--json", "rollback", "1"}, tmp.path());
+  CHECK(r.code == 0);
+  REQUIRE(backups_in(tmp.path()).size() == 1);
+  CHECK(contains(r.out, "\"backup\": \"app.db.backup-v3-"));
+  CHECK_FALSE(contains(r.out, "Backed up"));
+  r = run_dbstep({"-s", "m", "-d", "app.db", "--backup", "--json", "goto", "3"}, tmp.path());
+  CHECK(r.code == 0);
+  std::filesystem::remove(backups_in(tmp.path())[0]);
+  std::filesystem::remove(backups_in(tmp.path())[0]);
+  r = run_dbstep({"-s", "m", "-d", "app.db", "--json", "up"}, tmp.path());
+  CHECK(contains(r.out, "\"backup\": null"));
+
   // A new database: nothing to copy, the migrations run.
   r = run_dbstep({"-s", "m", "-d", "new.db", "--backup", "up"}, tmp.path());
   CHECK(r.code == 0);
-  CHECK(backups_in(tmp.path()).size() == 1);
+  CHECK(backups_in(tmp.path()).empty());
   CHECK(sqlite_scalar(tmp / "new.db", "SELECT version FROM schema_migrations") == 3);
 
   // Commands that change nothing do not take it.
