@@ -12,6 +12,7 @@
 #include "cli/command.hpp"
 #include "cli/signals.hpp"
 #include "core/registry.hpp"
+#include "core/sql_text.hpp"
 #include "core/url.hpp"
 #include "dbstep/dbstep.hpp"
 #include "dbstep_embedded/default_migrations.hpp"
@@ -40,6 +41,10 @@ Migrator open_migrator(Context& ctx, Observer* observer) {
   options.out_of_order = ctx.settings.out_of_order;
   options.backup = ctx.settings.backup;
   Migrator m = Migrator::open(registry, ctx.settings.database, ctx.settings.source, options);
+  // The database's notices (RAISE NOTICE / WARNING in a migration) on stderr, with the file.
+  m.driver().set_notice_handler([&err = ctx.err](const DatabaseNotice& n) {
+    fmt::print(err, "{}: {}: {}\n", ascii_lower(n.severity), n.file, n.message);
+  });
   if (ctx.settings.verbose) {
     // Under --json, stdout holds the one JSON document.
     fmt::print(ctx.settings.json ? ctx.err : ctx.out, "Using {} ({} migration versions) and {}\n", m.source().describe(),

@@ -80,6 +80,13 @@ struct StepPreview {
   std::vector<StatementPreview> statements;
 };
 
+// A message from the database that is not an error (Driver::set_notice_handler).
+struct DatabaseNotice {
+  std::string severity;  // as the database says it: "NOTICE", "WARNING", "INFO" ...
+  std::string message;
+  std::string file;      // the migration file that was running ("3_add.up.sql"), or empty
+};
+
 class Driver {
  public:
   virtual ~Driver() = default;
@@ -180,6 +187,12 @@ class Driver {
   // already running) and then changes nothing; it never throws and never waits long. Drivers
   // whose database offers no such request keep this default, which does nothing.
   virtual void interrupt() noexcept {}
+
+  // Messages the database sends that are not errors (PostgreSQL's RAISE NOTICE / WARNING, a
+  // DROP ... IF EXISTS that found nothing): from now on each goes to `handler`, on the thread
+  // that called into the driver, with the migration file running when it came. Without a
+  // handler they are dropped. Drivers whose database sends none keep this default.
+  virtual void set_notice_handler(std::function<void(const DatabaseNotice&)> /*handler*/) {}
 
   // Schema snapshots and scratch databases (core/schema_snapshot.hpp, core/verify.hpp).
   //

@@ -12,7 +12,7 @@ namespace {
 
 // An E'' literal: backslashes and quotes escaped, so it reads the same whatever
 // standard_conforming_strings says.
-std::string literal(std::string_view text) {
+std::string e_literal(std::string_view text) {
   std::string out = "E'";
   out.reserve(text.size() + 4);
   for (char c : text) {
@@ -23,16 +23,11 @@ std::string literal(std::string_view text) {
   return out;
 }
 
-std::string optional_literal(const std::optional<std::string>& v) {
-  return v ? literal(*v) : "NULL";
-}
-
-std::string bytes_literal(const std::optional<std::string>& v) {
-  if (!v) return "NULL";
+std::string hex_literal(std::string_view v) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "decode('";
-  out.reserve(v->size() * 2 + 20);
-  for (unsigned char c : *v) {
+  out.reserve(v.size() * 2 + 20);
+  for (unsigned char c : v) {
     out += kHex[c >> 4];
     out += kHex[c & 0xf];
   }
@@ -42,8 +37,21 @@ std::string bytes_literal(const std::optional<std::string>& v) {
 
 }  // namespace
 
-HistorySql::HistorySql(std::string quoted, std::string name)
-    : quoted_(std::move(quoted)), name_(std::move(name)) {}
+HistorySql::HistorySql(std::string quoted, std::string name, Literals literals)
+    : quoted_(std::move(quoted)), name_(std::move(name)), literals_(std::move(literals)) {
+  if (!literals_.text) literals_.text = e_literal;
+  if (!literals_.bytes) literals_.bytes = hex_literal;
+}
+
+std::string HistorySql::literal(std::string_view text) const { return literals_.text(text); }
+
+std::string HistorySql::optional_literal(const std::optional<std::string>& v) const {
+  return v ? literal(*v) : "NULL";
+}
+
+std::string HistorySql::bytes_literal(const std::optional<std::string>& v) const {
+  return v ? literals_.bytes(*v) : "NULL";
+}
 
 std::string HistorySql::create() const {
   return fmt::format(

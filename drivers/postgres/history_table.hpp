@@ -15,18 +15,28 @@
 // now() (the transaction's start) and the duration runs to clock_timestamp() at the append;
 // outside one the driver passes both.
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/history.hpp"
 
 namespace dbstep::drivers::pg {
 
+// How values become SQL literals: the driver passes libpqxx's quoting for its connection
+// (quote(), quote_raw()), which knows the server's string settings.
+struct Literals {
+  std::function<std::string(std::string_view)> text;   // a text literal: 'it''s'
+  std::function<std::string(std::string_view)> bytes;  // a bytea literal
+};
+
 class HistorySql {
  public:
   // `quoted` is the table as SQL names it ("schema"."table" or "table"); `name` as messages do.
-  HistorySql(std::string quoted, std::string name);
+  // Without `literals`, E'' strings and decode(hex), right whatever the server's settings.
+  HistorySql(std::string quoted, std::string name, Literals literals = {});
   const std::string& name() const { return name_; }
 
   std::string create() const;
@@ -49,8 +59,13 @@ class HistorySql {
   std::string wrong_shape(const std::string& server_message) const;
 
  private:
+  std::string literal(std::string_view text) const;
+  std::string optional_literal(const std::optional<std::string>& v) const;
+  std::string bytes_literal(const std::optional<std::string>& v) const;
+
   std::string quoted_;
   std::string name_;
+  Literals literals_;
 };
 
 // Hex back to bytes: bytea's hex output ("\x414243") or encode()'s ("414243"); nullopt when the

@@ -1270,6 +1270,8 @@ class RoundTripCounter {
 
   int port() const { return port_; }
   int round_trips() const { return round_trips_; }
+  // Queries the client sent: Parse (extended protocol) and Query (simple) messages.
+  int queries() const { return queries_; }
 
  private:
   void relay() {
@@ -1292,6 +1294,7 @@ class RoundTripCounter {
         if (p[0].revents) {
           const ssize_t n = ::read(client, buf, sizeof buf);
           if (n <= 0 || ::write(server, buf, static_cast<std::size_t>(n)) != n) break;
+          count_messages(buf, static_cast<std::size_t>(n));
           if (answered) ++round_trips_;
           answered = false;
         }
@@ -1306,7 +1309,39 @@ class RoundTripCounter {
     ::close(server);
   }
 
+  // The client's byte stream as protocol messages: the startup packet (length first, no type),
+  // then a type byte and a length (counting itself) per message.
+  void count_messages(const char* data, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto byte = static_cast<unsigned char>(data[i]);
+      if (skip_ > 0) {
+        --skip_;
+        continue;
+      }
+      if (!started_ || header_ > 0) {
+        length_ = (length_ << 8) | byte;
+        if (--header_left_ == 0) {
+          // The startup packet's length counts its 4 bytes; a message's length too.
+          skip_ = length_ - 4;
+          started_ = true;
+          header_ = 0;
+          length_ = 0;
+        }
+        continue;
+      }
+      if (byte == 'P' || byte == 'Q') ++queries_;
+      header_ = 1;
+      header_left_ = 4;
+    }
+  }
+
   int server_port_;
+  bool started_ = false;  // the startup packet is past
+  int header_ = 0;        // reading a message's length
+  int header_left_ = 4;
+  std::uint32_t length_ = 0;
+  std::uint32_t skip_ = 0;
+  std::atomic<int> queries_{0};
   int listener_ = -1;
   int port_ = 0;
   std::thread thread_;
@@ -1340,4 +1375,23 @@ TEST_CASE("postgres: a migration and its history row travel in one round trip") 
     CHECK(relay.round_trips() - before == 1);
   }
   CHECK(d->history()->size() == 6);
+  // The bookkeeping of a migration: BEGIN, its statements, the history row, ONE statement for the
+  // version row (the compare-and-swap), COMMIT. No LOCK TABLE, no state read.
+  const int before = relay.queries();
+  REQUIRE(d->apply(with_row(up_step(7, "CREATE TABLE t7 (x int); CREATE INDEX ON t7 (x);")),
+                   DbState{6, false}));
+  CHECK(relay.queries() - before == 2 + 4);
+  // Another process moved the version meanwhile: nothing applied, false, no error.
+  fx.exec("UPDATE schema_migrations SET version = 9");
+  CHECK_FALSE(d->apply(with_row(up_step(8, "CREATE TABLE t8 (x int);")), DbState{7, false}));
+  CHECK_FALSE(fx.table_exists("t8"));
+  CHECK(fx.query("SELECT version FROM schema_migrations") == "9");
+  // ... also when the migration itself fails because of the other process (it made t7 already).
+  fx.exec("UPDATE schema_migrations SET version = 10");
+  CHECK_FALSE(d->apply(with_row(up_step(11, "CREATE TABLE t7 (x int);")), DbState{9, false}));
+  CHECK(fx.query("SELECT version FROM schema_migrations") == "10");
+  // The same failure with the state as planned is the migration's error.
+  auto e = capture_error([&] { d->apply(with_row(up_step(11, "CREATE TABLE t7 (x int);")), DbState{10, false}); });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  CHECK(e.sqlstate == "42P07");
 }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -97,9 +98,14 @@ TEST_CASE("e2e postgres: migrate all, rollback N, goto, version, drop") {
                                              "reactions", "channel_topics", "schema_migrations",
                                              "schema_migrations_history"});
   CHECK(run_dbstep({"-d", db.url, "-s", "embedded://", "version"}, tmp.path()).out == "6\n");
-  // libpq is loaded on demand (drivers/postgres/libpq.hpp): here it is.
-  CHECK(contains(run_dbstep({"-d", db.url, "-s", "embedded://", "version"}, tmp.path(), {{"LD_DEBUG", "libs"}}).err,
-                 "libpq.so.5"));
+  // The driver is a module, loaded on demand (drivers/postgres/module.hpp), libpqxx and libpq
+  // with it: here they are.
+  {
+    const auto loaded = run_dbstep({"-d", db.url, "-s", "embedded://", "version"}, tmp.path(), {{"LD_DEBUG", "libs"}}).err;
+    CHECK(contains(loaded, "dbstep-postgres.so"));
+    CHECK(contains(loaded, "libpqxx-6.4.so"));
+    CHECK(contains(loaded, "libpq.so.5"));
+  }
   r = run_dbstep({"-d", db.url, "-s", "embedded://", "migrate", "all"}, tmp.path());
   CHECK(r.code == 0);
   CHECK(contains(r.out, "Database is up to date (version 6)"));
@@ -196,4 +202,50 @@ TEST_CASE("e2e postgres: a very long failing statement is reported promptly") {
   // Not a timing assertion on the machine's speed: a generous bound that only a regression to
   // quadratic (or crashing) redaction would cross.
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(60));
+}
+
+TEST_CASE("e2e postgres: RAISE NOTICE and WARNING in a migration reach stderr with the file name") {
+  TempDir tmp;
+  TestDatabase db;
+  auto dir = tmp / "m";
+  write_file(dir / "1_loud.up.sql",
+             "CREATE TABLE loud (x int);\n"
+             "DO $$ BEGIN RAISE NOTICE 'copied % rows', 42; RAISE WARNING 'check the index'; END $$;\n");
+  auto r = run_dbstep({"-d", db.url, "-s", dir.string(), "migrate", "all"}, tmp.path());
+  CHECK(r.code == 0);
+  CHECK(contains(r.err, "notice: 1_loud.up.sql: copied 42 rows"));
+  CHECK(contains(r.err, "warning: 1_loud.up.sql: check the index"));
+  CHECK_FALSE(contains(r.out, "copied 42 rows"));  // stdout stays the run's report
+  // dbstep's own bookkeeping (CREATE TABLE IF NOT EXISTS of a table that exists ...) is not shown.
+  r = run_dbstep({"-d", db.url + "&x-lock-strategy=table", "-s", dir.string(), "migrate", "all"},
+                 tmp.path());
+  r = run_dbstep({"-d", db.url + "&x-lock-strategy=table", "-s", dir.string(), "migrate", "all"},
+                 tmp.path());
+  CHECK(r.code == 0);
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("e2e postgres: the driver is a module, loaded from beside the binary or lib/dbstep/") {
+  TempDir tmp;
+  TestDatabase db;
+  auto dir = tmp / "m";
+  write_file(dir / "1_a.up.sql", "CREATE TABLE a (x int);\n");
+  // No module where DBSTEP_POSTGRES_MODULE points: a clear error naming it, exit 1.
+  auto r = run_dbstep({"-d", db.url, "-s", dir.string(), "version"}, tmp.path(),
+                      {{"DBSTEP_POSTGRES_MODULE", (tmp / "nowhere" / "dbstep-postgres.so").string()}});
+  CHECK(r.code == 1);
+  CHECK(contains(r.err, "dbstep-postgres.so, which is not installed"));
+  // An installed tree: bin/dbstep and lib/dbstep/dbstep-postgres.so, found from the binary.
+  const auto root = tmp / "prefix";
+  std::filesystem::create_directories(root / "bin");
+  std::filesystem::create_directories(root / "lib" / "dbstep");
+  std::filesystem::copy_file(DBSTEP_BINARY, root / "bin" / "dbstep");
+  std::filesystem::copy_file(std::filesystem::path(DBSTEP_BINARY).parent_path() / "dbstep-postgres.so",
+                             root / "lib" / "dbstep" / "dbstep-postgres.so");
+  const auto out = tmp / "installed.out";
+  const std::string command = fmt::format("'{}' -d '{}' -s '{}' migrate all > '{}' 2>&1",
+                                          (root / "bin" / "dbstep").string(), db.url,
+                                          dir.string(), out.string());
+  CHECK(std::system(command.c_str()) == 0);
+  CHECK(db.scalar("SELECT version FROM schema_migrations") == "1");
 }

@@ -1,0 +1,462 @@
+#include "drivers/postgres/connection.hpp"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <cctype>
+#include <regex>
+#include <set>
+
+#include <pqxx/connection_base>
+#include <pqxx/connectionpolicy>
+#include <pqxx/errorhandler>
+#include <pqxx/nontransaction>
+
+#include "core/error.hpp"
+
+namespace dbstep::drivers::pg {
+
+namespace {
+
+// libpq's connection keywords (host, port, sslmode, options ...), from libpq itself: libpqxx
+// takes a connection string and has no list of them.
+const std::set<std::string>& libpq_keywords() {
+  static const std::set<std::string> keywords = [] {
+    std::set<std::string> out;
+    if (PQconninfoOption* opts = PQconndefaults()) {
+      for (PQconninfoOption* o = opts; o->keyword; ++o) out.insert(o->keyword);
+      PQconninfoFree(opts);
+    }
+    return out;
+  }();
+  return keywords;
+}
+
+// A server setting as one "-c name=value" of libpq's `options` (spaces and '\' escaped).
+std::string server_option(std::string_view name, std::string_view value) {
+  std::string out = "-c ";
+  for (char c : fmt::format("{}={}", name, value)) {
+    if (c == ' ' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string percent_encode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+// A value of a key=value connection string: quoted, with ' and \ escaped.
+std::string conninfo_value(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+// What the URL asks libpq for, as the one connection string libpqxx takes.
+struct ConnectSpec {
+  std::string conninfo;
+  std::vector<std::string> secrets;  // passwords to hide in every message
+  std::string url_path;              // golang-migrate's purl.Path ("/db"), URL form only
+};
+
+ConnectSpec connect_spec(const Url& url) {
+  ConnectSpec spec;
+  const std::string& text = url.text();
+  std::string_view rest = std::string_view(text).substr(url.scheme().size() + 1);
+  std::string_view head = rest.substr(0, rest.find('?'));
+  const bool uri_form = head.substr(0, 2) == "//";
+
+  // libpq understands postgres:// and postgresql:// (and nothing else) as URLs; "key=value"
+  // strings come after "postgres:" and go to libpq as they are.
+  std::string base;
+  if (uri_form) {
+    base = "postgresql:" + std::string(head);
+    std::string_view after = head.substr(2);
+    std::string_view authority = after.substr(0, after.find('/'));
+    if (after.find('/') != std::string_view::npos) {
+      spec.url_path = percent_decode(after.substr(after.find('/')));
+    }
+    auto at = authority.rfind('@');
+    if (at != std::string_view::npos) {
+      std::string_view userinfo = authority.substr(0, at);
+      auto colon = userinfo.find(':');
+      if (colon != std::string_view::npos) {
+        std::string_view pw = userinfo.substr(colon + 1);
+        spec.secrets.emplace_back(pw);
+        spec.secrets.push_back(percent_decode(pw));
+      }
+    }
+  } else {
+    base = std::string(head);
+    static const std::regex pw(R"(password\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s]+))", std::regex::icase);
+    for (std::sregex_iterator it(base.begin(), base.end(), pw), end; it != end; ++it) {
+      spec.secrets.push_back((*it)[2].matched ? (*it)[2].str() : (*it)[1].str());
+    }
+  }
+  const bool as_uri = uri_form || base.empty();
+  if (base.empty()) base = "postgresql://";
+
+  std::vector<std::pair<std::string, std::string>> keywords;
+  std::string options;
+  bool has_app_name = false, has_encoding = false;
+  for (const auto& [key, value] : url.backend_params()) {
+    if (key == "password") spec.secrets.push_back(value);
+    if (key == "application_name" || key == "fallback_application_name") has_app_name = true;
+    if (key == "client_encoding") has_encoding = true;
+    if (key == "options") {
+      options += (options.empty() ? "" : " ") + value;
+    } else if (libpq_keywords().count(key)) {
+      keywords.emplace_back(key, value);
+    } else if (key == "binary_parameters" || key == "disable_prepared_binary_result") {
+      // lib/pq's client-side switches: nothing to do for libpq.
+    } else {
+      // lib/pq sends unknown parameters (search_path, statement_timeout ...) to the server as
+      // settings; libpq would reject them, so they travel in `options`.
+      options += (options.empty() ? "" : " ") + server_option(key, value);
+    }
+  }
+  if (!options.empty()) keywords.emplace_back("options", options);
+  if (!has_app_name) keywords.emplace_back("fallback_application_name", "dbstep");
+  // PostgreSQL reports error positions in characters of the client encoding; files are UTF-8.
+  if (!has_encoding) keywords.emplace_back("client_encoding", "UTF8");
+
+  spec.conninfo = base;
+  char separator = '?';
+  for (const auto& [key, value] : keywords) {
+    if (as_uri) {
+      spec.conninfo += separator + percent_encode(key) + "=" + percent_encode(value);
+      separator = '&';
+    } else {
+      spec.conninfo += " " + key + "=" + conninfo_value(value);
+    }
+  }
+  return spec;
+}
+
+// libpqxx's connect_direct, remembering the handle it opens: libpqxx 6.4's public way to reach
+// the PGconn* (the policy is handed every handle the connection opens and closes).
+class HandlePolicy final : public pqxx::connectionpolicy {
+ public:
+  explicit HandlePolicy(const std::string& options) : pqxx::connectionpolicy(options) {}
+  handle do_startconnect(handle orig) override {
+    handle_ = normalconnect(orig);
+    return handle_;
+  }
+  handle do_dropconnect(handle orig) noexcept override {
+    handle_ = nullptr;
+    return pqxx::connectionpolicy::do_dropconnect(orig);
+  }
+  handle do_disconnect(handle orig) noexcept override {
+    handle_ = nullptr;
+    return pqxx::connectionpolicy::do_disconnect(orig);
+  }
+  handle raw() const { return handle_; }
+
+ private:
+  handle handle_ = nullptr;
+};
+
+// Starts with "SEVERITY:  " (libpq's report of an error or notice): the severity.
+std::string_view severity_of(std::string_view line) {
+  auto colon = line.find(":  ");
+  if (colon == std::string_view::npos || colon == 0 || colon > 12) return {};
+  for (char c : line.substr(0, colon)) {
+    if (!std::isupper(static_cast<unsigned char>(c))) return {};
+  }
+  return line.substr(0, colon);
+}
+
+// libpqxx's own complaint (usage_error, conversion_error ...), not the server's.
+SqlFailure client_failure(const std::exception& e) {
+  SqlFailure f;
+  f.message = one_line(e.what());
+  f.verbose = f.message;
+  return f;
+}
+
+}  // namespace
+
+std::string trim(std::string_view s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+std::string one_line(std::string_view s) {
+  std::string out;
+  bool space = false;
+  for (char c : trim(s)) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
+// The SQLSTATE libpqxx 6.4 threw a class for, where it leaves sqlstate() empty (it builds
+// insufficient_privilege and the transaction_rollback family without the code).
+static std::string sqlstate_of_class(const pqxx::failure& e) {
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e)) return "42501";
+  if (dynamic_cast<const pqxx::serialization_failure*>(&e)) return "40001";
+  if (dynamic_cast<const pqxx::deadlock_detected*>(&e)) return "40P01";
+  if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e)) return "40003";
+  if (dynamic_cast<const pqxx::transaction_rollback*>(&e)) return "40000";
+  if (dynamic_cast<const pqxx::too_many_connections*>(&e)) return "53300";
+  if (dynamic_cast<const pqxx::disk_full*>(&e)) return "53100";
+  if (dynamic_cast<const pqxx::out_of_memory*>(&e)) return "53200";
+  if (dynamic_cast<const pqxx::plpgsql_raise*>(&e)) return "P0001";
+  if (dynamic_cast<const pqxx::plpgsql_no_data_found*>(&e)) return "P0002";
+  if (dynamic_cast<const pqxx::plpgsql_too_many_rows*>(&e)) return "P0003";
+  return {};
+}
+
+SqlFailure failure_of(const pqxx::failure& e) {
+  SqlFailure f;
+  if (const auto* s = dynamic_cast<const pqxx::sql_error*>(&e)) f.sqlstate = s->sqlstate();
+  if (f.sqlstate.empty()) f.sqlstate = sqlstate_of_class(e);
+  const std::string text = e.what();
+  f.verbose = trim(text);
+  if (severity_of(text).empty()) {
+    // Not the server's report: libpq's or libpqxx's own words (a lost connection ...).
+    f.message = one_line(text);
+    if (f.message.empty()) f.message = "unknown error from libpqxx";
+    f.verbose = f.message;
+    return f;
+  }
+  // libpq's report, field by field: "ERROR:  message", "DETAIL:  ...", "HINT:  ...",
+  // "CONTEXT:  ..." and "LINE n: ..." with its caret; a line of none of these continues the
+  // field before it.
+  std::string* current = &f.message;
+  bool first = true;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line = std::string_view(text).substr(at, end - at);
+    at = end + 1;
+    if (first) {
+      f.message = std::string(line.substr(severity_of(line).size() + 3));
+      first = false;
+      continue;
+    }
+    if (line.rfind("DETAIL:  ", 0) == 0) {
+      current = &f.detail;
+      *current = line.substr(9);
+    } else if (line.rfind("HINT:  ", 0) == 0) {
+      current = &f.hint;
+      *current = line.substr(7);
+    } else if (line.rfind("CONTEXT:  ", 0) == 0) {
+      current = &f.context;
+      *current = line.substr(10);
+    } else if (line.rfind("LINE ", 0) == 0 || line.rfind("QUERY:  ", 0) == 0) {
+      current = nullptr;  // the query quoted back, and its caret on the next line
+    } else if (current && !line.empty()) {
+      *current += "\n";
+      *current += line;
+    }
+  }
+  f.message = trim(f.message);
+  return f;
+}
+
+class Connection::Session final : public pqxx::connection_base {
+ public:
+  explicit Session(const std::string& conninfo) : pqxx::connection_base(policy_), policy_(conninfo) {
+    init();
+  }
+  ~Session() noexcept { close(); }
+  PGconn* raw() const { return policy_.raw(); }
+
+ private:
+  HandlePolicy policy_;
+};
+
+class Connection::NoticeSink final : public pqxx::errorhandler {
+ public:
+  explicit NoticeSink(pqxx::connection_base& c) : pqxx::errorhandler(c) {}
+  bool operator()(const char msg[]) noexcept override {
+    if (!handler_) return false;
+    try {
+      std::string_view text(msg);
+      std::string_view severity = severity_of(text);
+      if (!severity.empty()) text.remove_prefix(severity.size() + 3);
+      while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+      handler_(severity.empty() ? std::string_view("NOTICE") : severity, text);
+    } catch (...) {
+      // A handler's failure must not unwind through libpq.
+    }
+    return false;
+  }
+  NoticeHandler handler_;
+};
+
+Connection::Connection(const Url& url) {
+  ConnectSpec spec = connect_spec(url);
+  secrets_ = std::move(spec.secrets);
+  url_path_ = std::move(spec.url_path);
+  described_ = scrub(url.without_custom_params());
+  try {
+    session_ = std::make_unique<Session>(spec.conninfo);
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kDatabase, fmt::format("cannot connect to PostgreSQL at {}: {}",
+                                                  described_, scrub(one_line(e.what()))));
+  }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  session_->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+  // Registered first, so notices are dropped (not printed by libpq) until someone listens.
+  notices_ = std::make_unique<NoticeSink>(*session_);
+  cancel_ = PQgetCancel(raw());
+}
+
+Connection::~Connection() {
+  if (cancel_) PQfreeCancel(cancel_);
+  notices_.reset();
+}
+
+PGconn* Connection::raw() const { return session_->raw(); }
+
+std::string Connection::scrub(std::string_view text) const {
+  // The exact secrets first: the generic URL redaction could otherwise cut a password that holds
+  // '@' or '/' and leave part of it.
+  std::string s(text);
+  for (const auto& secret : secrets_) {
+    if (secret.size() < 3) continue;  // too short to tell from ordinary text
+    for (auto at = s.find(secret); at != std::string::npos; at = s.find(secret, at + 5)) {
+      s.replace(at, secret.size(), "xxxxx");
+    }
+  }
+  return redact_secrets(s);
+}
+
+void Connection::fail(std::string_view doing, const SqlFailure& f) const {
+  std::string msg = f.message;
+  if (!f.sqlstate.empty()) msg += fmt::format(" (SQLSTATE {})", f.sqlstate);
+  if (!f.detail.empty()) msg += "; detail: " + f.detail;
+  if (!f.hint.empty()) msg += "; hint: " + f.hint;
+  Error e(ErrorCode::kDatabase, scrub(fmt::format("{} on {} failed: {}", doing, described_, msg)));
+  e.sqlstate = f.sqlstate;
+  e.detail = scrub(f.verbose);
+  throw e;
+}
+
+std::pair<pqxx::result, std::optional<SqlFailure>> Connection::try_exec(const std::string& sql) {
+  try {
+    pqxx::nontransaction tx(*session_);
+    return {tx.exec(sql), std::nullopt};
+  } catch (const pqxx::failure& e) {
+    return {pqxx::result(), failure_of(e)};
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    return {pqxx::result(), client_failure(e)};
+  }
+}
+
+std::pair<pqxx::result, std::optional<SqlFailure>> Connection::try_exec_params(
+    const std::string& sql, const std::vector<std::string>& params) {
+  try {
+    pqxx::nontransaction tx(*session_);
+    switch (params.size()) {
+      case 0: return {tx.exec(sql), std::nullopt};
+      case 1: return {tx.exec_params(sql, params[0]), std::nullopt};
+      case 2: return {tx.exec_params(sql, params[0], params[1]), std::nullopt};
+      default:
+        throw Error(ErrorCode::kInternal, "exec_params: more than two parameters");
+    }
+  } catch (const pqxx::failure& e) {
+    return {pqxx::result(), failure_of(e)};
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    return {pqxx::result(), client_failure(e)};
+  }
+}
+
+pqxx::result Connection::exec(const std::string& sql, std::string_view doing) {
+  auto [r, failed] = try_exec(sql);
+  if (failed) {
+    rollback_quietly();
+    fail(doing, *failed);
+  }
+  return std::move(r);
+}
+
+pqxx::result Connection::exec_params(const std::string& sql,
+                                     const std::vector<std::string>& params,
+                                     std::string_view doing) {
+  auto [r, failed] = try_exec_params(sql, params);
+  if (failed) {
+    rollback_quietly();
+    fail(doing, *failed);
+  }
+  return std::move(r);
+}
+
+bool Connection::in_transaction() const {
+  PGconn* c = raw();
+  return c && PQtransactionStatus(c) != PQTRANS_IDLE;
+}
+
+void Connection::rollback_quietly() noexcept {
+  PGconn* c = raw();
+  if (c && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) {
+    try {
+      pqxx::nontransaction tx(*session_);
+      tx.exec("ROLLBACK");
+    } catch (...) {
+      // The session is gone or broken: nothing is left open on it either way.
+    }
+  }
+}
+
+int Connection::backend_pid() const { return session_->backendpid(); }
+
+std::string Connection::quote_name(std::string_view name) {
+  // PQescapeIdentifier stops at a NUL, as the server would.
+  return session_->quote_name(std::string(name.substr(0, name.find('\0'))));
+}
+
+std::string Connection::quote(std::string_view text) {
+  return session_->quote(std::string(text));
+}
+
+std::string Connection::quote_bytes(std::string_view bytes) {
+  return session_->quote_raw(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+}
+
+void Connection::set_notice_handler(NoticeHandler handler) {
+  notices_->handler_ = std::move(handler);
+}
+
+void Connection::interrupt() noexcept {
+  // Asks the postmaster, over a connection of its own, to cancel whatever this session's
+  // backend is running. A migration's statements already sit in the server's input (one
+  // pipeline), so closing our end alone would not stop them: the cancel fails the running
+  // statement, which aborts the transaction, and the rest of the pipeline, COMMIT included, is
+  // skipped.
+  if (cancel_) {
+    char errbuf[256];  // a local buffer: what makes PQcancel safe in a signal handler
+    [[maybe_unused]] int sent = PQcancel(cancel_, errbuf, sizeof errbuf);
+  }
+}
+
+}  // namespace dbstep::drivers::pg

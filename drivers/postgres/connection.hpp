@@ -1,0 +1,133 @@
+#pragma once
+// One connection to a PostgreSQL server, opened by libpqxx from a postgres:// URL, and the way
+// the driver's own queries (everything but a migration's statements: pipeline.hpp) run on it.
+//
+// URL -> connection: the URL (or libpq key=value string) after "postgres:" goes to libpq as it
+// is, with the URL's parameters mapped as lib/pq and golang-migrate users expect: libpq's own
+// keywords (sslmode, connect_timeout ...) as keywords, anything else that is not an x- key as a
+// server setting in `options` (search_path=app), x- keys never sent. dbstep adds
+// fallback_application_name=dbstep and client_encoding=UTF8 unless the URL sets them.
+//
+// libpqxx opens the connection (pqxx::connection_base with a connection policy of ours), runs
+// the queries and throws its error classes, which exec() turns into dbstep::Error. libpqxx 6.4
+// has no pipeline mode, no error fields beyond SQLSTATE, and a cancel that allocates; for those
+// raw() hands out the PGconn* that libpqxx opened (the policy sees it connect), never a second
+// connection. libpqxx's automatic reconnection is off: a lost connection would silently drop
+// the session's advisory lock, so it is an error instead.
+//
+// Used from one thread; interrupt() alone may come from a signal handler or another thread.
+// Every message is scrubbed of the URL's passwords.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <pqxx/connection_base>
+#include <pqxx/except>
+#include <pqxx/result>
+
+#include "core/url.hpp"
+
+typedef struct pg_conn PGconn;
+typedef struct pg_cancel PGcancel;
+
+namespace dbstep::drivers::pg {
+
+// A failed command, with the server's fields (empty when the failure was on the client side,
+// e.g. a lost connection).
+struct SqlFailure {
+  std::string sqlstate;
+  std::string message;  // primary message
+  std::string detail;
+  std::string hint;
+  std::string context;
+  int position = 0;     // 1-based character in the query sent, 0 when none
+  std::string verbose;  // the whole report, as psql would print it
+};
+
+// The fields of libpqxx's exception (SQLSTATE from sql_error, the rest from its text: libpq's
+// report, "ERROR:  message\nDETAIL:  ...\nHINT:  ...").
+SqlFailure failure_of(const pqxx::failure& e);
+
+// Text on one line: libpq's messages span lines ("...failed: X\n\tIs the server running...").
+std::string one_line(std::string_view s);
+std::string trim(std::string_view s);
+
+// A server message that is not an error (RAISE NOTICE, WARNING ...): its severity word as the
+// server sends it ("NOTICE", "WARNING", "INFO", "LOG", "DEBUG") and its text.
+using NoticeHandler = std::function<void(std::string_view severity, std::string_view text)>;
+
+class Connection {
+ public:
+  // Connects. Throws Error(kDatabase) "cannot connect to PostgreSQL at <url>: <why>".
+  explicit Connection(const Url& url);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // The URL without its x- parameters and with any password hidden.
+  const std::string& described() const { return described_; }
+  // golang-migrate's purl.Path ("/db") for URLs; empty for key=value strings.
+  const std::string& url_path() const { return url_path_; }
+  // Hides every password of the URL in `text`.
+  std::string scrub(std::string_view text) const;
+
+  // The handle libpqxx opened, for libpq calls libpqxx 6.4 has no word for (pipeline.hpp).
+  PGconn* raw() const;
+
+  // Runs `sql` (one or more statements; the last one's result) in autocommit as it stands:
+  // inside the transaction a BEGIN opened, if any. On failure rolls back that transaction and
+  // throws Error(kDatabase) saying what the driver was `doing`.
+  pqxx::result exec(const std::string& sql, std::string_view doing);
+  // The same with $1, $2 ... bound to `params` (text).
+  pqxx::result exec_params(const std::string& sql, const std::vector<std::string>& params,
+                           std::string_view doing);
+  // Runs `sql` and hands back the failure instead of throwing (the transaction, if one was
+  // open, is then aborted: the caller decides).
+  std::pair<pqxx::result, std::optional<SqlFailure>> try_exec(const std::string& sql);
+  std::pair<pqxx::result, std::optional<SqlFailure>> try_exec_params(
+      const std::string& sql, const std::vector<std::string>& params);
+
+  // Whether a transaction is open on the session (BEGIN sent, no COMMIT/ROLLBACK yet).
+  bool in_transaction() const;
+  // ROLLBACK if a transaction is open; never throws.
+  void rollback_quietly() noexcept;
+  // Error(kDatabase) "<doing> on <url> failed: <message> (SQLSTATE ...); detail: ...; hint: ...".
+  [[noreturn]] void fail(std::string_view doing, const SqlFailure& f) const;
+
+  // The backend pid the server gave at login (libpqxx's backendpid(), libpq's PQbackendPID()).
+  int backend_pid() const;
+
+  // An identifier quoted for SQL ("name", quotes doubled), by libpqxx.
+  std::string quote_name(std::string_view name);
+  // A text literal ('it''s') and a bytea literal, by libpqxx, for this connection's settings.
+  std::string quote(std::string_view text);
+  std::string quote_bytes(std::string_view bytes);
+
+  // Where the server's notices go (none: they are dropped). Replaces the previous handler.
+  void set_notice_handler(NoticeHandler handler);
+
+  // Asks the server to cancel what the session runs now (PQcancel over a connection of its own,
+  // made ready at connect time). Async-signal-safe; best effort; never throws.
+  void interrupt() noexcept;
+
+ private:
+  class Session;      // libpqxx's connection with our connection policy
+  class NoticeSink;   // libpqxx's errorhandler, forwarding to the NoticeHandler
+
+  std::vector<std::string> secrets_;  // passwords to hide in every message
+  std::string url_path_;
+  std::string described_;
+  std::unique_ptr<Session> session_;
+  std::unique_ptr<NoticeSink> notices_;
+  // interrupt()'s cancel request, made once the connection is up: PQcancel on it is
+  // async-signal-safe, where PQgetCancel (and libpqxx's cancel_query) are not.
+  PGcancel* cancel_ = nullptr;
+};
+
+}  // namespace dbstep::drivers::pg
