@@ -557,11 +557,12 @@ TEST_CASE("e2e history: version --json, and errors as JSON with the exit code un
   CHECK_FALSE(e.at("sqlstate").is_null());
   std::filesystem::remove(f.file);
 
-  // Usage errors: code "usage", exit 2, also before the command is known.
+  // Usage errors: code "usage", exit 2, also before the command is known (migrate takes --json
+  // since issue 11: its usage error here is a bad count).
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"status", "--json", "extra"}, {"--json", "--no-such-option", "status"},
-           {"--json", "frobnicate"}, {"migrate", "--json"}, {"validate", "--json", "--exit-code"},
-           {"version", "--json", "--force"}}) {
+           {"--json", "frobnicate"}, {"migrate", "--json", "abc"},
+           {"validate", "--json", "--exit-code"}, {"version", "--json", "--force"}}) {
     CAPTURE(fmt::format("{}", fmt::join(args, " ")));
     r = f.run(args);
     CHECK(r.code == 2);
