@@ -30,7 +30,9 @@ run("${WORK_DIR}/build/consumer" "${WORK_DIR}/app.db")
 if(NOT out MATCHES "applied 0 migration\\(s\\), now at version 2")
   message(FATAL_ERROR "unexpected output on the second run: ${out}")
 endif()
-run("${prefix}/bin/dbstep" -d "sqlite://${WORK_DIR}/app.db" version)
+# The installed CLI reads the same database, given the consumer's migrations folder (a database
+# named without a source is refused since issue 11).
+run("${prefix}/bin/dbstep" -s "${SOURCE_DIR}/migrations" -d "sqlite://${WORK_DIR}/app.db" version)
 if(NOT out STREQUAL "2\n")
   message(FATAL_ERROR "the installed dbstep reads version '${out}'")
 endif()
