@@ -38,6 +38,14 @@ class Error : public std::runtime_error {
 
   ErrorCode code() const noexcept { return code_; }
 
+  // The same error (code and every field below) with another message: for adding context to an
+  // error on its way up without losing where it is.
+  Error with_message(const std::string& message) const {
+    Error e = *this;
+    static_cast<std::runtime_error&>(e) = std::runtime_error(message);
+    return e;
+  }
+
   // Where the failure is, when it is about a migration. Empty/zero when unknown.
   std::string file;        // the migration's file name, e.g. "3_add_users.up.sql"
   OptVersion version;      // the migration's version

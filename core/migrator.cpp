@@ -13,18 +13,6 @@ using Clock = std::chrono::steady_clock;
 using detail::dirty_error;
 using detail::LockGuard;
 
-Error with_message(const Error& from, std::string message) {
-  Error e(from.code(), message);
-  e.file = from.file;
-  e.version = from.version;
-  e.line = from.line;
-  e.column = from.column;
-  e.sqlstate = from.sqlstate;
-  e.detail = from.detail;
-  e.statement = from.statement;
-  return e;
-}
-
 // What to do about a migration that failed part way outside a transaction and left the database
 // dirty, naming the version to force: going up, the version before the migration (once what it
 // did is undone); going down, the version below it (once its rollback is finished by hand).
@@ -57,7 +45,7 @@ bool with_state_report(Driver& driver, DbState& current, Apply&& apply,
     } catch (const Error& state_error) {
       // The connection may be gone (the migration can end its own session): keep the
       // migration's error, and say that where the database stands is unknown.
-      throw with_message(e, fmt::format("{}; afterwards the version could not be read ({}), so "
+      throw e.with_message(fmt::format("{}; afterwards the version could not be read ({}), so "
                                         "whether migration {} was applied is unknown: check "
                                         "with `dbstep version`",
                                         e.what(), state_error.what(), to_string(e.version)));
@@ -71,7 +59,7 @@ bool with_state_report(Driver& driver, DbState& current, Apply&& apply,
                              "outside a transaction; repair it, then run `dbstep force VERSION`",
                              to_string(after.version));
     current = after;
-    throw with_message(e, fmt::format("{}; {}", e.what(), where));
+    throw e.with_message(fmt::format("{}; {}", e.what(), where));
   }
 }
 

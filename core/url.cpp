@@ -41,6 +41,18 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+std::string percent_encode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
 bool is_plain_path(std::string_view text) {
   if (text.empty() || text.find("://") != std::string_view::npos) return false;
   if (text[0] == '/' || text[0] == '.') return true;

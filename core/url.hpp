@@ -43,6 +43,8 @@ class Url {
 };
 
 std::string percent_decode(std::string_view s);
+// The inverse for a URL's parts: every byte but letters, digits and "-_.~" as %XX.
+std::string percent_encode(std::string_view s);
 
 // Whether a database given as `text` is a plain file path rather than a URL: "app.db",
 // "./data/app.db", "/var/lib/app.db". A text with "://", or with "scheme:" or '=' and not

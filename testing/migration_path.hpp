@@ -51,15 +51,7 @@ void run_migration_path(const std::vector<PathStep<Connection>>& steps, Open&& o
     try {
       database.migrate_to(step.to);
     } catch (const Error& e) {
-      Error error(e.code(), row + ": " + e.what());
-      error.file = e.file;
-      error.version = e.version;
-      error.line = e.line;
-      error.column = e.column;
-      error.sqlstate = e.sqlstate;
-      error.detail = e.detail;
-      error.statement = e.statement;
-      throw error;
+      throw e.with_message(row + ": " + e.what());
     }
     if (step.validate_schema) step.validate_schema(database.db());
     if (step.validate_data) step.validate_data(database.db());

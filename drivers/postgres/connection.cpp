@@ -13,6 +13,7 @@
 #include <pqxx/nontransaction>
 
 #include "core/error.hpp"
+#include "core/url.hpp"
 
 namespace dbstep::drivers::pg {
 
@@ -38,18 +39,6 @@ std::string server_option(std::string_view name, std::string_view value) {
   for (char c : fmt::format("{}={}", name, value)) {
     if (c == ' ' || c == '\\') out += '\\';
     out += c;
-  }
-  return out;
-}
-
-std::string percent_encode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
   }
   return out;
 }

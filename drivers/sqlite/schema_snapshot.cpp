@@ -11,6 +11,7 @@
 
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
+#include "core/url.hpp"
 
 namespace dbstep::drivers::sqlite {
 
@@ -118,18 +119,6 @@ bool is_own(const std::set<std::string>& own, const std::string& name) {
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return own.count(lower) != 0;
-}
-
-std::string percent_encode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
 }
 
 std::filesystem::path scratch_path(const std::string& name) {
