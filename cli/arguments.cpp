@@ -260,10 +260,6 @@ Settings parse_args(const std::vector<std::string>& args) {
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
-  auto env = [](const char* name) -> std::string {
-    const char* v = std::getenv(name);
-    return v ? v : "";
-  };
   resolve_database_and_source(s, vm, spelled);
   if (vm.count("lock-timeout")) {
     s.lock_timeout_s = vm["lock-timeout"].as<double>();
