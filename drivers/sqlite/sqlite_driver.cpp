@@ -27,6 +27,7 @@
 #include "core/sql_text.hpp"
 #include "core/statement_accounting.hpp"
 #include "drivers/sqlite/cached_statement.hpp"
+#include "drivers/sqlite/connection_options.hpp"
 #include "drivers/sqlite/history_table.hpp"
 #include "drivers/sqlite/schema_snapshot.hpp"
 #include "drivers/sqlite/preview.hpp"
@@ -37,27 +38,6 @@ namespace dbstep::drivers {
 
 namespace {
 
-// The file a URL's path names. golang-migrate hands sqlite3://file:u.db to SQLite as the URI
-// file:u.db, which opens the file u.db: the lock file, the existence checks, the backup and the
-// messages all use the file's own path, so `file:u.db` and `u.db` share one lock.
-std::string file_path_of(std::string_view body) {
-  if (body.rfind("file:", 0) != 0) return std::string(body);
-  std::string_view rest = body.substr(5);
-  if (rest.rfind("//", 0) == 0) {  // file:///abs/u.db, file://localhost/abs/u.db
-    rest.remove_prefix(2);
-    const auto slash = rest.find('/');
-    const std::string_view authority = rest.substr(0, slash);
-    if (!authority.empty() && authority != "localhost") {
-      throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("SQLite URI {} names host \"{}\": only a local file (file:PATH, "
-                              "file:///ABSOLUTE/PATH) can be opened",
-                              body, authority));
-    }
-    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-  }
-  return percent_decode(rest.substr(0, rest.find_first_of("?#")));
-}
-
 // "20261201-131500", now, UTC: the time in a backup's name.
 std::string utc_stamp() {
   const std::time_t now = std::time(nullptr);
@@ -66,31 +46,6 @@ std::string utc_stamp() {
   char text[32];
   std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &tm);
   return text;
-}
-
-// A file name as the path part of an SQLite "file:" URI.
-std::string uri_escape_path(std::string_view path) {
-  std::string out;
-  for (char c : path) {
-    if (c == '%' || c == '?' || c == '#') {
-      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string uri_escape_value(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '%' || c == '&' || c == '#' || c == '=') {
-      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 // Thrown inside a wrapped run when the file turns out to control transactions itself (BEGIN,
@@ -251,75 +206,25 @@ class SqliteDriver final : public Driver {
   std::unique_ptr<sqlite::PreviewRun> preview_run_;  // the dry run's scratch copy, when asked
 };
 
-SqliteDriver::SqliteDriver(const Url& url)
-    : path_(file_path_of(url.body())), table_("schema_migrations") {
-  if (path_.empty()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("SQLite URL {} names no file; use sqlite://PATH (relative) or "
-                            "sqlite:///ABSOLUTE/PATH",
-                            url.redacted()));
-  }
-  std::string uri_query;
-  std::string history_name;
-  for (const auto& [key, value] : url.params()) {
-    if (key.rfind("x-", 0) == 0 || key.rfind("_", 0) == 0) scratch_params_.emplace_back(key, value);
-    if (key == "x-migrations-table") {
-      if (value.empty()) {
-        throw Error(ErrorCode::kInvalidArgument, "x-migrations-table must not be empty");
-      }
-      table_ = value;  // "main.mig": schema main, table mig (parsed below)
-    } else if (key == "x-history-table") {
-      if (value.empty()) {
-        throw Error(ErrorCode::kInvalidArgument, "x-history-table must not be empty");
-      }
-      history_name = value;
-    } else if (key == "x-no-tx-wrap") {
-      no_tx_wrap_ = parse_bool_param(key, value);
-    } else if (key.rfind("x-", 0) == 0) {
-      // Unknown x- keys belong to other tools (golang-migrate drivers); ignored.
-    } else if (key == "_foreign_keys" || key == "_fk") {
-      pragmas_.push_back(fmt::format("PRAGMA foreign_keys = {}",
-                                    parse_bool_param(key, value) ? "ON" : "OFF"));
-    } else if (key == "_journal_mode" || key == "_journal") {
-      std::string mode = ascii_lower(value);
-      if (mode != "delete" && mode != "truncate" && mode != "persist" && mode != "memory" &&
-          mode != "wal" && mode != "off") {
-        throw Error(ErrorCode::kInvalidArgument,
-                    fmt::format("{}={}: not a journal mode (DELETE, TRUNCATE, PERSIST, MEMORY, "
-                                "WAL, OFF)",
-                                key, value));
-      }
-      pragmas_.push_back("PRAGMA journal_mode = " + mode);
-    } else if (key == "_synchronous" || key == "_sync") {
-      std::string mode = ascii_lower(value);
-      if (mode != "off" && mode != "normal" && mode != "full" && mode != "extra" && mode != "0" &&
-          mode != "1" && mode != "2" && mode != "3") {
-        throw Error(ErrorCode::kInvalidArgument,
-                    fmt::format("{}={}: not a synchronous mode (OFF, NORMAL, FULL, EXTRA)", key,
-                                value));
-      }
-      pragmas_.push_back("PRAGMA synchronous = " + mode);
-    } else if (key == "_busy_timeout" || key == "_timeout") {
-      try {
-        busy_ms_ = std::stoi(value);
-        busy_from_url_ = true;
-      } catch (const std::exception&) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    fmt::format("{}={}: not a number of milliseconds", key, value));
-      }
-    } else {
-      uri_query += fmt::format("{}{}={}", uri_query.empty() ? "?" : "&", uri_escape_value(key),
-                               uri_escape_value(value));
-    }
-  }
+SqliteDriver::SqliteDriver(const Url& url) {
+  sqlite::ConnectionOptions o = sqlite::parse_connection_options(url);
+  path_ = std::move(o.path);
+  filename_ = std::move(o.filename);
+  flags_ = o.flags;
+  memory_ = o.memory;
+  pragmas_ = std::move(o.pragmas);
+  busy_ms_ = o.busy_ms;
+  busy_from_url_ = o.busy_from_url;
+  no_tx_wrap_ = o.no_tx_wrap;
+  scratch_params_ = std::move(o.scratch_params);
   // x-migrations-table=main.mig is table mig in schema main, as SQLite reads golang-migrate's
   // unquoted `main.mig`; the history table and the index go in the same schema.
-  const sqlite::TableName version_table = sqlite::parse_table_name(table_);
+  const sqlite::TableName version_table = sqlite::parse_table_name(o.version_table);
   table_ = version_table.table;
   quoted_table_ = version_table.quoted();
   const sqlite::TableName history_table =
-      history_name.empty() ? version_table.sibling(default_history_table(version_table.table))
-                           : sqlite::parse_table_name(history_name);
+      o.history_table.empty() ? version_table.sibling(default_history_table(version_table.table))
+                              : sqlite::parse_table_name(o.history_table);
   history_ = sqlite::HistoryTable(history_table.table, history_table.schema);
   select_state_.set_sql(fmt::format("SELECT version, dirty FROM {} LIMIT 1", quoted_table_));
   delete_state_.set_sql(fmt::format("DELETE FROM {}", quoted_table_));
@@ -328,13 +233,6 @@ SqliteDriver::SqliteDriver(const Url& url)
   // CREATE INDEX names the schema on the index, never on the table.
   quoted_index_ = version_table.sibling(index_name_).quoted();
 
-  filename_ = path_;
-  flags_ = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
-  memory_ = path_ == ":memory:" || !uri_query.empty();
-  if (!uri_query.empty()) {
-    filename_ = "file:" + uri_escape_path(path_) + uri_query;
-    flags_ |= SQLite::OPEN_URI;
-  }
   std::error_code ec;
   if (!memory_ && !std::filesystem::exists(path_, ec)) {
     auto parent = std::filesystem::path(path_).parent_path();
