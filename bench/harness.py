@@ -497,8 +497,10 @@ def targets(summary, micro, largest_file, embed):
             row(f"(context) up-to-date `dbstep migrate all`, {n}, ÷ the client reading the version "
                 f"row on {b} (connect + select version)", fmt_ratio(r), None)
     for name in ("UpToDate/sqlite/needs_migration/1000", "UpToDate/sqlite/up_nothing_pending/1000",
+                 "UpToDate/sqlite/up_nothing_pending_observed/1000",
                  "UpToDate/postgres/needs_migration/1000",
-                 "UpToDate/postgres/up_nothing_pending/1000"):
+                 "UpToDate/postgres/up_nothing_pending/1000",
+                 "UpToDate/postgres/up_nothing_pending_observed/1000"):
         v = micro.get(name)
         row(f"library check ≤ 100 µs: {name}", fmt_time(v) if v else "not measured",
             v <= 100e-6 if v else None)

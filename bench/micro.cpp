@@ -3,7 +3,9 @@
 // start-up, and the cost of reading a large migration set.
 //
 //   UpToDate/*         the up-to-date check on an open connection, 1,000 migrations applied:
-//                      Migrator::needs_migration() and Migrator::up() with nothing pending
+//                      Migrator::needs_migration() and Migrator::up() with nothing pending,
+//                      without and with an observer (_observed: up() then also reads the
+//                      history's marks to report migrations pending below the current version)
 //                      (SQLite file on disk; PostgreSQL too when DBSTEP_BENCH_PG_URL is set).
 //   ListParsePlan/*    10,000 migration files (5,000 up/down pairs): Source::list(),
 //                      MigrationIndex::build() and plan_up() from none, from a directory and from
@@ -17,6 +19,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,19 +44,34 @@ namespace fs = std::filesystem;
 const char* const kDir1k = DBSTEP_BENCH_DIR_1K;    // 1,000 pairs: 2,000 files
 const char* const kDir10k = DBSTEP_BENCH_DIR_10K;  // 5,000 pairs: 10,000 files
 
+// An observer that keeps the notices (a program that logs them): with one, up() also looks for
+// migrations pending below the current version, in the history, to report them.
+struct NoticeCounter : dbstep::Observer {
+  std::size_t notices = 0;
+  void on_notice(const std::string&) override { ++notices; }
+};
+
 // A Migrator over the 1,000-migration folder, its database migrated to the latest version once
-// before the timed loops. SQLite's file lives in a temporary folder on disk.
+// before the timed loops, and a second one on its own connection with an observer. SQLite's file
+// lives in a temporary folder on disk.
 struct UpToDate {
   std::optional<dbstep::Migrator> migrator;
+  std::optional<dbstep::Migrator> observed;
+  NoticeCounter counter;
   fs::path tmp;
 
-  explicit UpToDate(std::unique_ptr<dbstep::Driver> driver) {
-    migrator.emplace(dbstep::sources::open_directory(dbstep::Url::parse(
-                         std::string("file://") + kDir1k)),
-                     std::move(driver));
+  explicit UpToDate(const std::function<std::unique_ptr<dbstep::Driver>()>& open) {
+    const auto source = [] {
+      return dbstep::sources::open_directory(
+          dbstep::Url::parse(std::string("file://") + kDir1k));
+    };
+    migrator.emplace(source(), open());
     dbstep::Result r = migrator->up();
     if (!r.ok()) throw *r.error;
     if (migrator->needs_migration()) throw std::runtime_error("still needs migration after up()");
+    dbstep::MigratorOptions options;
+    options.observer = &counter;
+    observed.emplace(source(), open(), options);
   }
 };
 
@@ -65,9 +83,8 @@ UpToDate& sqlite_fixture() {
     char tmpl[] = "/tmp/dbstep-micro.XXXXXX";  // /tmp is on ext4 here (bench/run.sh checks)
     const char* dir = mkdtemp(tmpl);
     if (!dir) throw std::runtime_error("mkdtemp failed");
-    auto driver = dbstep::drivers::open_sqlite(
-        dbstep::Url::parse(std::string("sqlite://") + dir + "/micro.db"));
-    auto* fx = new UpToDate(std::move(driver));
+    const std::string url = std::string("sqlite://") + dir + "/micro.db";
+    auto* fx = new UpToDate([&] { return dbstep::drivers::open_sqlite(dbstep::Url::parse(url)); });
     fx->tmp = dir;
     return fx;
   }();
@@ -82,10 +99,12 @@ void BM_NeedsMigration(benchmark::State& state, UpToDate& (*fixture)()) {
   }
 }
 
-void BM_UpNothingPending(benchmark::State& state, UpToDate& (*fixture)()) {
+// `observed`: through the Migrator with an observer, which also reads the history's marks.
+void BM_UpNothingPending(benchmark::State& state, UpToDate& (*fixture)(), bool observed) {
   UpToDate& f = fixture();
+  dbstep::Migrator& m = observed ? *f.observed : *f.migrator;
   for (auto _ : state) {
-    dbstep::Result r = f.migrator->up();
+    dbstep::Result r = m.up();
     if (!r.ok() || !r.steps.empty()) {
       state.SkipWithError("up() failed or found work");
       break;
@@ -164,19 +183,28 @@ int main(int argc, char** argv) {
   RegisterBenchmark("UpToDate/sqlite/needs_migration/1000", BM_NeedsMigration, &sqlite_fixture)
       ->Unit(kMicrosecond);
   RegisterBenchmark("UpToDate/sqlite/up_nothing_pending/1000", BM_UpNothingPending,
-                    &sqlite_fixture)
+                    &sqlite_fixture, false)
+      ->Unit(kMicrosecond);
+  RegisterBenchmark("UpToDate/sqlite/up_nothing_pending_observed/1000", BM_UpNothingPending,
+                    &sqlite_fixture, true)
       ->Unit(kMicrosecond);
 #ifdef DBSTEP_BENCH_HAVE_POSTGRES
   static UpToDate* pg = nullptr;
   if (const char* url = std::getenv("DBSTEP_BENCH_PG_URL"); url && *url) {
     static std::string pg_url = url;
     auto fixture = +[]() -> UpToDate& {
-      if (!pg) pg = new UpToDate(dbstep::drivers::open_postgres(dbstep::Url::parse(pg_url)));
+      if (!pg) {
+        pg = new UpToDate([] { return dbstep::drivers::open_postgres(dbstep::Url::parse(pg_url)); });
+      }
       return *pg;
     };
     RegisterBenchmark("UpToDate/postgres/needs_migration/1000", BM_NeedsMigration, fixture)
         ->Unit(kMicrosecond);
-    RegisterBenchmark("UpToDate/postgres/up_nothing_pending/1000", BM_UpNothingPending, fixture)
+    RegisterBenchmark("UpToDate/postgres/up_nothing_pending/1000", BM_UpNothingPending, fixture,
+                      false)
+        ->Unit(kMicrosecond);
+    RegisterBenchmark("UpToDate/postgres/up_nothing_pending_observed/1000", BM_UpNothingPending,
+                      fixture, true)
         ->Unit(kMicrosecond);
   }
 #endif

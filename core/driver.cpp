@@ -27,6 +27,23 @@ bool Driver::apply_batch(const DbState& /*expected*/, const StepFeed& /*next*/) 
                           describe()));
 }
 
+std::optional<std::vector<HistoryMark>> Driver::history_marks() {
+  auto rows = history();
+  if (!rows) return std::nullopt;
+  std::vector<HistoryMark> marks;
+  marks.reserve(rows->size());
+  for (const auto& r : *rows) marks.push_back(HistoryMark{r.id, r.version, r.direction, r.kind});
+  return marks;
+}
+
+std::map<Version, std::string> Driver::stored_downs(const std::vector<Version>& versions) {
+  std::map<Version, std::string> found;
+  for (Version v : versions) {
+    if (auto sql = stored_down(v)) found.emplace(v, std::move(*sql));
+  }
+  return found;
+}
+
 std::string Driver::schema_snapshot() {
   throw Error(ErrorCode::kInvalidArgument,
               fmt::format("{}: this driver cannot take a schema snapshot", describe()));

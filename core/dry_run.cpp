@@ -6,6 +6,7 @@
 
 #include "core/migrator.hpp"
 #include "core/run_lock.hpp"
+#include "core/stored_down_reader.hpp"
 
 namespace dbstep {
 
@@ -23,8 +24,10 @@ DryRun Migrator::dry_run(PlanFn&& make_plan, bool up) {
     out.plan.steps.insert(out.plan.steps.begin(), below.begin(), below.end());
   }
   out.steps.reserve(out.plan.steps.size());
-  for (const PlannedStep& planned : out.plan.steps) {
-    const Step step = make_step(planned);
+  detail::StoredDownReader downs(*driver_, out.plan);
+  for (std::size_t i = 0; i < out.plan.steps.size(); ++i) {
+    const PlannedStep& planned = out.plan.steps[i];
+    const Step step = make_step(out.plan, i, downs);
     DryRunStep described{planned, step.file, std::nullopt};
     if (step.has_file()) {
       described.preview = driver_->preview(step);

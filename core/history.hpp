@@ -47,6 +47,15 @@ struct HistoryRow {
   std::string dbstep_version;
 };
 
+// What a history row says of its version's state, without the row's text: all a run needs to
+// find migrations pending below the current version (Driver::history_marks()).
+struct HistoryMark {
+  std::int64_t id = 0;
+  Version version = 0;
+  Direction direction = Direction::kUp;
+  HistoryKind kind = HistoryKind::kApplied;
+};
+
 // The history table's default name for a version table: "<table>_history".
 std::string default_history_table(std::string_view version_table);
 

@@ -4,6 +4,7 @@
 
 #include "core/checksum.hpp"
 #include "core/run_lock.hpp"
+#include "core/stored_down_reader.hpp"
 
 namespace dbstep {
 
@@ -12,6 +13,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using detail::dirty_error;
 using detail::LockGuard;
+using detail::StoredDownReader;
 
 // What to do about a migration that failed part way outside a transaction and left the database
 // dirty, naming the version to force: going up, the version before the migration (once what it
@@ -90,7 +92,8 @@ Migrator Migrator::open(const Registry& registry, std::string_view database_url,
   return Migrator(std::move(source), std::move(driver), options);
 }
 
-Step Migrator::make_step(const PlannedStep& planned) {
+Step Migrator::make_step(const Plan& plan, std::size_t i, StoredDownReader& downs) {
+  const PlannedStep& planned = plan.steps[i];
   Step step;
   step.version = planned.version;
   step.target = planned.target;
@@ -107,7 +110,7 @@ Step Migrator::make_step(const PlannedStep& planned) {
     // The down SQL stored in the history when the up ran: used when the down file is gone (a
     // branch switched, a file deleted), mentioned when the file differs from it (the file wins:
     // it may be a fix).
-    std::optional<std::string> stored = driver_->stored_down(planned.version);
+    std::optional<std::string> stored = downs.take(i);
     Observer* obs = options_.observer;
     if (!file && stored) {
       step.file = fmt::format("{}_{}.down.sql, as stored in the history", planned.version,
@@ -169,9 +172,13 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
           // Reported under the lock, from a state read there.
         }
         // Nothing pending above the current version; but pending migrations below it (merged
-        // from another branch) are reported, and with out_of_order they are work to do.
+        // from another branch) are reported to the observer, and with out_of_order they are
+        // work to do. With neither, nobody would hear of them: they are not looked for.
         std::vector<Version> below;
-        if (up && quick && quick->steps.empty() && seen.version) below = out_of_order(seen);
+        if (up && quick && quick->steps.empty() && seen.version &&
+            (obs || options_.out_of_order)) {
+          below = out_of_order(seen);
+        }
         if (quick && quick->steps.empty() && quick->short_by == 0 &&
             (below.empty() || !options_.out_of_order)) {
           report_out_of_order(below);
@@ -209,6 +216,7 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
     }
     const OptVersion goal = plan.to();
     const Direction way = plan.steps.empty() ? Direction::kUp : plan.steps.front().direction;
+    std::optional<StoredDownReader> downs(std::in_place, *driver_, plan);
 
     std::size_t i = 0;
     while (i < plan.steps.size()) {
@@ -222,7 +230,7 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
           break;
         }
         const PlannedStep& planned = plan.steps[i];
-        Step step = make_step(planned);
+        Step step = make_step(plan, i, *downs);
         if (obs) obs->on_step_started(planned);
         const auto step_started = Clock::now();
         bool applied = apply_reporting_state(*driver_, step, current);
@@ -252,6 +260,7 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
       if (!before_in_direction(way, current.version, goal)) break;
       plan = plan_to(index_, current.version, goal);
       plan.replanned = true;
+      downs.emplace(*driver_, plan);
       if (obs) obs->on_plan(plan);
       i = 0;
     }
@@ -281,6 +290,7 @@ bool Migrator::run_batch(const Plan& plan, DbState& current, Result& result) {
                        result.steps.end());
   };
   std::size_t next_index = 0;
+  StoredDownReader downs(*driver_, plan);
   Step step;
   auto step_started = Clock::now();
   StepFeed feed = [&]() -> const Step* {
@@ -293,8 +303,8 @@ bool Migrator::run_batch(const Plan& plan, DbState& current, Result& result) {
       result.stopped = true;
       return nullptr;
     }
-    const PlannedStep& planned = plan.steps[next_index++];
-    step = make_step(planned);
+    const PlannedStep& planned = plan.steps[next_index];
+    step = make_step(plan, next_index++, downs);
     if (obs) obs->on_step_started(planned);
     step_started = Clock::now();
     return &step;

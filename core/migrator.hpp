@@ -32,6 +32,10 @@
 
 namespace dbstep {
 
+namespace detail {
+class StoredDownReader;  // core/stored_down_reader.hpp
+}  // namespace detail
+
 struct AppliedStep {
   Version version = 0;
   OptVersion target;
@@ -215,7 +219,9 @@ class Migrator {
   Plan plan_redo_from(OptVersion from);
   template <typename PlanFn>
   DryRun dry_run(PlanFn&& make_plan, bool up);
-  Step make_step(const PlannedStep& planned);
+  // plan.steps[i] as the driver runs it: its file's SQL (or for a down step without a file, the
+  // down SQL `downs` read from the history) and its history row.
+  Step make_step(const Plan& plan, std::size_t i, detail::StoredDownReader& downs);
   // The history row for `step` (nullopt when history is off), and for a version's files
   // (baseline, repair).
   std::optional<HistoryRow> history_row(const Step& step);

@@ -30,12 +30,10 @@ StatusReport Migrator::status_of(const DbState& state, bool checksums) {
 StatusReport Migrator::status() { return status_of(driver_->state(), true); }
 
 std::vector<Version> Migrator::out_of_order(const DbState& state) {
-  std::vector<Version> out;
-  if (!state.version) return out;
-  for (const auto& s : status_of(state, false).versions) {
-    if (s.state == MigrationState::kOutOfOrder) out.push_back(s.version);
-  }
-  return out;
+  if (!state.version) return {};
+  std::optional<std::vector<HistoryMark>> marks = driver_->history_marks();
+  if (!marks) return {};  // no history table: golang-migrate's reading, all below are applied
+  return out_of_order_versions(index_, state, std::move(*marks));
 }
 
 void Migrator::report_out_of_order(const std::vector<Version>& versions) {

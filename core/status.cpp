@@ -21,10 +21,16 @@ const char* to_string(MigrationState state) {
 
 namespace {
 
-// Whether a row means "this version's up is in the database".
-bool marks_up(const HistoryRow& row) {
+// Whether a row means "this version's up is in the database", and "... is no longer" (a
+// rollback that ran). Rows of other kinds (failed, forced) leave the version as it was.
+template <typename Row>
+bool marks_up(const Row& row) {
   return row.direction == Direction::kUp && row.kind != HistoryKind::kFailed &&
          row.kind != HistoryKind::kForced;
+}
+template <typename Row>
+bool marks_down(const Row& row) {
+  return row.direction == Direction::kDown && row.kind == HistoryKind::kApplied;
 }
 
 // Versions at or below this were applied before the history began (nullopt: no history, or it
@@ -38,10 +44,11 @@ struct HistoryStart {
   }
 };
 
-HistoryStart history_start(const std::vector<HistoryRow>& history) {
+template <typename Row>
+HistoryStart history_start(const std::vector<Row>& history) {
   HistoryStart start;
   if (history.empty()) return start;
-  const HistoryRow* first = &history.front();
+  const Row* first = &history.front();
   for (const auto& row : history) {
     if (row.id < first->id) first = &row;
   }
@@ -51,6 +58,27 @@ HistoryStart history_start(const std::vector<HistoryRow>& history) {
     start.at_or_below = first->version;
   }
   return start;
+}
+
+// The highest version set by hand: `force V` and `baseline V` vouch for every version up to V.
+template <typename Row>
+std::optional<Version> highest_vouched(const std::vector<Row>& history) {
+  std::optional<Version> vouched;
+  for (const auto& row : history) {
+    if (row.kind == HistoryKind::kForced || row.kind == HistoryKind::kBaseline) {
+      if (!vouched || row.version > *vouched) vouched = row.version;
+    }
+  }
+  return vouched;
+}
+
+// Whether a version at or below the current one whose up the history does not show in place
+// is applied all the same: there is no history at all, or it lies below where the history
+// starts, or at or below a version set by hand (golang-migrate's reading: every version up to
+// the current one is applied). Otherwise it is out of order.
+bool applied_without_row(Version v, bool no_history, const HistoryStart& start,
+                         const std::optional<Version>& vouched) {
+  return no_history || start.covers(v) || (vouched && v <= *vouched);
 }
 
 }  // namespace
@@ -70,13 +98,7 @@ StatusReport compute_status(const MigrationIndex& index, const DbState& state,
               [](const HistoryRow* a, const HistoryRow* b) { return a->id < b->id; });
   }
   const HistoryStart start = history_start(history);
-  // The highest version set by hand: `force V` and `baseline V` vouch for every version up to V.
-  std::optional<Version> vouched;
-  for (const auto& row : history) {
-    if (row.kind == HistoryKind::kForced || row.kind == HistoryKind::kBaseline) {
-      if (!vouched || row.version > *vouched) vouched = row.version;
-    }
-  }
+  const std::optional<Version> vouched = highest_vouched(history);
 
   std::map<Version, const MigrationIndex::Entry*> entries;
   for (const auto& e : index.entries()) entries[e.version] = &e;
@@ -108,7 +130,7 @@ StatusReport compute_status(const MigrationIndex& index, const DbState& state,
         if (marks_up(*row)) {
           latest_up = row;
           rolled_back_after = false;
-        } else if (row->direction == Direction::kDown && row->kind == HistoryKind::kApplied) {
+        } else if (marks_down(*row)) {
           rolled_back_after = true;
         }
       }
@@ -120,10 +142,7 @@ StatusReport compute_status(const MigrationIndex& index, const DbState& state,
       s.state = MigrationState::kPending;
     } else if (latest_up && !rolled_back_after) {
       s.state = MigrationState::kApplied;
-    } else if (history.empty() || start.covers(v) || (vouched && v <= *vouched)) {
-      // No row saying it is up, but no history at all, or below where the history starts, or
-      // below a version someone set by hand (force, baseline): golang-migrate's reading, every
-      // version up to the current one is applied.
+    } else if (applied_without_row(v, history.empty(), start, vouched)) {
       s.state = MigrationState::kApplied;
       s.before_history = mine == nullptr;  // a forced or failed row is history of a kind
     } else {
@@ -166,6 +185,38 @@ StatusReport compute_status(const MigrationIndex& index, const DbState& state,
     report.versions.push_back(std::move(s));
   }
   return report;
+}
+
+std::vector<Version> out_of_order_versions(const MigrationIndex& index, const DbState& state,
+                                           std::vector<HistoryMark> history) {
+  std::vector<Version> out;
+  if (!state.version) return out;
+  const HistoryStart start = history_start(history);
+  const std::optional<Version> vouched = highest_vouched(history);
+  // Each version's rows in the order they were written: is its up in place at the end?
+  std::sort(history.begin(), history.end(), [](const HistoryMark& a, const HistoryMark& b) {
+    return a.version != b.version ? a.version < b.version : a.id < b.id;
+  });
+  std::vector<Version> standing;  // ascending
+  for (std::size_t i = 0; i < history.size();) {
+    const Version v = history[i].version;
+    bool up = false;
+    for (; i < history.size() && history[i].version == v; ++i) {
+      if (marks_up(history[i])) up = true;
+      else if (marks_down(history[i])) up = false;
+    }
+    if (up) standing.push_back(v);
+  }
+  auto next_standing = standing.begin();  // both ascending: one walk
+  for (const auto& e : index.entries()) {
+    if (e.version > *state.version) break;
+    while (next_standing != standing.end() && *next_standing < e.version) ++next_standing;
+    if (next_standing != standing.end() && *next_standing == e.version) continue;
+    if (e.version == *state.version && state.dirty) continue;
+    if (applied_without_row(e.version, history.empty(), start, vouched)) continue;
+    out.push_back(e.version);
+  }
+  return out;
 }
 
 }  // namespace dbstep

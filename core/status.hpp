@@ -70,4 +70,10 @@ StatusReport compute_status(const MigrationIndex& index, const DbState& state,
                             const std::vector<HistoryRow>& history, bool history_table,
                             const std::function<std::string(Version)>& checksum_of);
 
+// The versions compute_status() would call out of order (pending below the current version),
+// ascending, from the history's marks alone: what every run going up checks, without building the
+// report.
+std::vector<Version> out_of_order_versions(const MigrationIndex& index, const DbState& state,
+                                           std::vector<HistoryMark> history);
+
 }  // namespace dbstep

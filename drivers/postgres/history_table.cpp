@@ -1,6 +1,7 @@
 #include "drivers/postgres/history_table.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <charconv>
 
@@ -89,11 +90,15 @@ std::string HistorySql::select() const {
       quoted_);
 }
 
-std::string HistorySql::select_down(Version version) const {
+std::string HistorySql::select_marks() const {
+  return fmt::format("SELECT id, version, direction, kind FROM {} ORDER BY id", quoted_);
+}
+
+std::string HistorySql::select_downs(const std::vector<Version>& versions) const {
   return fmt::format(
-      "SELECT encode(down_sql, 'hex') FROM {} WHERE version = {} AND direction = 'up' AND "
-      "kind NOT IN ('failed', 'forced') ORDER BY id DESC LIMIT 1",
-      quoted_, version);
+      "SELECT DISTINCT ON (version) version, encode(down_sql, 'hex') FROM {} WHERE version IN "
+      "({}) AND direction = 'up' AND kind NOT IN ('failed', 'forced') ORDER BY version, id DESC",
+      quoted_, fmt::join(versions, ","));
 }
 
 std::string HistorySql::wrong_shape(const std::string& server_message) const {
@@ -102,32 +107,48 @@ std::string HistorySql::wrong_shape(const std::string& server_message) const {
                      name_, server_message);
 }
 
-HistoryRow HistorySql::parse_row(const std::vector<std::optional<std::string>>& c) const {
-  HistoryRow row;
-  auto number = [](const std::optional<std::string>& v, auto& out) {
+Error HistorySql::bad_row(std::string_view id, std::string_view what) const {
+  return Error(ErrorCode::kDatabase,
+               fmt::format("the history table {} has a row dbstep cannot read (id {}): {}; it "
+                           "was edited by hand or written by another tool",
+                           name_, id, what));
+}
+
+HistoryMark HistorySql::parse_mark(std::optional<std::string_view> id,
+                                   std::optional<std::string_view> version,
+                                   std::optional<std::string_view> direction,
+                                   std::optional<std::string_view> kind) const {
+  auto number = [](const std::optional<std::string_view>& v, auto& out) {
     if (!v) return false;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
     return ec == std::errc() && end == v->data() + v->size();
   };
-  auto bad = [&](std::string_view what) {
-    return Error(ErrorCode::kDatabase,
-                 fmt::format("the history table {} has a row dbstep cannot read (id {}): {}; it "
-                             "was edited by hand or written by another tool",
-                             name_, c.size() > 0 && c[0] ? *c[0] : "?", what));
-  };
-  if (c.size() != 11) throw bad("wrong number of columns");
-  if (!number(c[0], row.id)) throw bad("id");
-  std::int64_t version = -1;
-  if (!number(c[1], version) || version < 0) throw bad(fmt::format("version {}", c[1].value_or("NULL")));
-  row.version = static_cast<Version>(version);
+  const std::string_view id_text = id ? *id : "?";
+  HistoryMark mark;
+  if (!number(id, mark.id)) throw bad_row(id_text, "id");
+  std::int64_t v = -1;
+  if (!number(version, v) || v < 0) {
+    throw bad_row(id_text, fmt::format("version {}", version.value_or("NULL")));
+  }
+  mark.version = static_cast<Version>(v);
+  const auto d = parse_direction(direction.value_or(""));
+  if (!d) throw bad_row(id_text, fmt::format("direction \"{}\"", direction.value_or("")));
+  mark.direction = *d;
+  const auto k = parse_history_kind(kind.value_or(""));
+  if (!k) throw bad_row(id_text, fmt::format("kind \"{}\"", kind.value_or("NULL")));
+  mark.kind = *k;
+  return mark;
+}
+
+HistoryRow HistorySql::parse_row(const std::vector<std::optional<std::string>>& c) const {
+  if (c.size() != 11) throw bad_row(c.size() > 0 && c[0] ? *c[0] : "?", "wrong number of columns");
+  const HistoryMark mark = parse_mark(c[0], c[1], c[3], c[4]);
+  HistoryRow row;
+  row.id = mark.id;
+  row.version = mark.version;
+  row.direction = mark.direction;
+  row.kind = mark.kind;
   row.identifier = c[2].value_or("");
-  const std::string direction = c[3].value_or("");
-  const auto d = parse_direction(direction);
-  if (!d) throw bad(fmt::format("direction \"{}\"", direction));
-  row.direction = *d;
-  const auto kind = parse_history_kind(c[4].value_or(""));
-  if (!kind) throw bad(fmt::format("kind \"{}\"", c[4].value_or("NULL")));
-  row.kind = *kind;
   row.checksum = c[5];
   row.down_stored = c[6].value_or("f") == "t";
   row.applied_at = c[7].value_or("");
@@ -135,7 +156,7 @@ HistoryRow HistorySql::parse_row(const std::vector<std::optional<std::string>>& 
     try {
       row.duration_ms = std::stod(*c[8]);
     } catch (const std::exception&) {
-      throw bad("duration_ms");
+      throw bad_row(*c[0], "duration_ms");
     }
   }
   row.applied_by = c[9].value_or("");

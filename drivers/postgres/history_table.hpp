@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/history.hpp"
 
 namespace dbstep::drivers::pg {
@@ -49,9 +50,17 @@ class HistorySql {
   std::string insert(const HistoryRow& row, const std::optional<Timing>& timing = {}) const;
   // Every row in id order, columns as parse_row() reads them (down_sql as a has-one flag).
   std::string select() const;
-  // The down SQL of the latest up row of `version`, as hex digits whatever bytea_output says
-  // (decode with from_hex()).
-  std::string select_down(Version version) const;
+  // For each of `versions` (each at most INT64_MAX): the version and the down SQL of its latest
+  // up row, as hex digits whatever bytea_output says (decode with from_hex()); NULL when that row
+  // stored none. One row per version that has an up row.
+  std::string select_downs(const std::vector<Version>& versions) const;
+  // select() reduced to id, version, direction and kind (parse with parse_mark()).
+  std::string select_marks() const;
+  // The four columns of select_marks() as text (nullopt: NULL), checked as parse_row() checks
+  // them.
+  HistoryMark parse_mark(std::optional<std::string_view> id, std::optional<std::string_view> version,
+                         std::optional<std::string_view> direction,
+                         std::optional<std::string_view> kind) const;
   // One row of select(): eleven columns as text, NULL as nullopt. Throws Error(kDatabase) naming
   // the table and the row id when the row is malformed (unknown kind or direction ...).
   HistoryRow parse_row(const std::vector<std::optional<std::string>>& columns) const;
@@ -59,6 +68,8 @@ class HistorySql {
   std::string wrong_shape(const std::string& server_message) const;
 
  private:
+  // Error(kDatabase) naming the table and the row for a row dbstep cannot read.
+  Error bad_row(std::string_view id, std::string_view what) const;
   std::string literal(std::string_view text) const;
   std::string optional_literal(const std::optional<std::string>& v) const;
   std::string bytes_literal(const std::optional<std::string>& v) const;

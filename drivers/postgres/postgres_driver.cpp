@@ -75,7 +75,9 @@ class PostgresDriver final : public Driver {
   bool apply_batch(const DbState& expected, const StepFeed& next) override;
   void set_state(const DbState& state) override;
   std::optional<std::vector<HistoryRow>> history() override;
+  std::optional<std::vector<HistoryMark>> history_marks() override;
   std::optional<std::string> stored_down(Version version) override;
+  std::map<Version, std::string> stored_downs(const std::vector<Version>& versions) override;
   void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;
   std::string describe() const override { return conn_.described(); }
@@ -369,19 +371,50 @@ std::optional<std::vector<HistoryRow>> PostgresDriver::history() {
   return rows;
 }
 
-std::optional<std::string> PostgresDriver::stored_down(Version version) {
-  if (version > static_cast<Version>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
-  const std::string doing = fmt::format("reading the stored down SQL of migration {} from {}",
-                                        version, history_->name());
-  auto r = read_history(history_->select_down(version), doing);
-  if (!r || r->empty() || (*r)[0][0].is_null()) return std::nullopt;
-  const auto f = (*r)[0][0];
-  auto bytes = pg::from_hex(std::string(f.c_str(), f.size()));
-  if (!bytes) {
-    throw Error(ErrorCode::kDatabase,
-                fmt::format("{} on {}: the server did not send it as hex", doing, conn_.described()));
+std::optional<std::vector<HistoryMark>> PostgresDriver::history_marks() {
+  auto r = read_history(history_->select_marks(),
+                        fmt::format("reading the history from {}", history_->name()));
+  if (!r) return std::nullopt;
+  std::vector<HistoryMark> marks;
+  marks.reserve(r->size());
+  auto text = [](const pqxx::field& f) -> std::optional<std::string_view> {
+    if (f.is_null()) return std::nullopt;
+    return std::string_view(f.c_str(), f.size());
+  };
+  for (const auto& row : *r) {
+    marks.push_back(history_->parse_mark(text(row[0]), text(row[1]), text(row[2]), text(row[3])));
   }
-  return bytes;
+  return marks;
+}
+
+std::optional<std::string> PostgresDriver::stored_down(Version version) {
+  auto found = stored_downs({version});
+  if (found.empty()) return std::nullopt;
+  return std::move(found.begin()->second);
+}
+
+std::map<Version, std::string> PostgresDriver::stored_downs(const std::vector<Version>& versions) {
+  std::map<Version, std::string> found;
+  std::vector<Version> storable;  // the history's version column is a bigint
+  for (Version v : versions) {
+    if (v <= static_cast<Version>(std::numeric_limits<std::int64_t>::max())) storable.push_back(v);
+  }
+  if (storable.empty()) return found;
+  const std::string doing = fmt::format("reading the stored down SQL of {} migration(s) from {}",
+                                        storable.size(), history_->name());
+  auto r = read_history(history_->select_downs(storable), doing);
+  if (!r) return found;
+  for (const auto& row : *r) {
+    if (row[1].is_null()) continue;
+    const auto version = row[0].as<std::int64_t>();
+    auto bytes = pg::from_hex(std::string(row[1].c_str(), row[1].size()));
+    if (!bytes) {
+      throw Error(ErrorCode::kDatabase, fmt::format("{} on {}: the server did not send it as hex",
+                                                    doing, conn_.described()));
+    }
+    found.emplace(static_cast<Version>(version), std::move(*bytes));
+  }
+  return found;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -126,7 +126,10 @@ ConnectionOptions parse_connection_options(const Url& url) {
     }
   }
   o.filename = o.path;
-  o.flags = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+  // NOMUTEX: the driver uses its connection from one thread (SQLite's own locking of every call
+  // is pure cost then); interrupt() from another thread stays safe, as sqlite3_interrupt()
+  // documents.
+  o.flags = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX;
   o.memory = o.path == ":memory:" || !uri_query.empty();
   if (!uri_query.empty()) {
     o.filename = "file:" + uri_escape_path(o.path) + uri_query;

@@ -9,13 +9,22 @@ namespace dbstep::drivers::sqlite {
 
 namespace {
 
+// read()'s columns; read_marks() reads the first four.
 constexpr const char* kColumns =
-    "id, version, identifier, direction, kind, checksum, down_sql IS NOT NULL, applied_at, "
+    "id, version, direction, kind, identifier, checksum, down_sql IS NOT NULL, applied_at, "
     "duration_ms, applied_by, dbstep_version";
+constexpr const char* kMarkColumns = "id, version, direction, kind";
 
 std::string column_text(sqlite3_stmt* stmt, int i) {
   const auto* t = sqlite3_column_text(stmt, i);
   return t ? reinterpret_cast<const char*>(t) : std::string();
+}
+
+// The column's text, valid until the next step.
+std::string_view column_view(sqlite3_stmt* stmt, int i) {
+  const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+  return t ? std::string_view(t, static_cast<std::size_t>(sqlite3_column_bytes(stmt, i)))
+           : std::string_view();
 }
 
 }  // namespace
@@ -91,42 +100,66 @@ void HistoryTable::append(sqlite3* db, const HistoryRow& row,
   sqlite3_reset(stmt);
 }
 
-std::optional<std::vector<HistoryRow>> HistoryTable::read(sqlite3* db) {
-  std::vector<HistoryRow> rows;
-  const std::string sql = fmt::format("SELECT {} FROM {} ORDER BY id", kColumns, quoted_);
+StatementPtr HistoryTable::select(sqlite3* db, const char* columns, unsigned flags) const {
+  const std::string sql = fmt::format("SELECT {} FROM {} ORDER BY id", columns, quoted_);
   sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v3(db, sql.c_str(), -1, flags, &raw, nullptr) != SQLITE_OK) {
     sqlite3_finalize(raw);
     const std::string message = sqlite3_errmsg(db);
-    if (message.rfind("no such table", 0) == 0) return std::nullopt;
+    if (message.rfind("no such table", 0) == 0) return nullptr;
     throw Error(ErrorCode::kDatabase,
                 fmt::format("the table {} is not dbstep's history table ({}); rename it, or name "
                             "another history table with x-history-table",
                             name_, message));
   }
-  StatementPtr stmt(raw);
+  return StatementPtr(raw);
+}
+
+HistoryMark HistoryTable::mark_of(sqlite3_stmt* stmt) const {
+  // Columns 0-3: id, version, direction, kind.
+  HistoryMark mark;
+  mark.id = sqlite3_column_int64(stmt, 0);
+  const sqlite3_int64 version = sqlite3_column_int64(stmt, 1);
+  auto bad = [&](std::string_view what) {
+    return Error(ErrorCode::kDatabase,
+                 fmt::format("the history table {} has a row dbstep cannot read (id {}): {}; it "
+                             "was edited by hand or written by another tool",
+                             name_, mark.id, what));
+  };
+  if (version < 0) throw bad(fmt::format("version {}", version));
+  mark.version = static_cast<Version>(version);
+  const std::string_view direction = column_view(stmt, 2);
+  const auto d = parse_direction(direction);
+  if (!d) throw bad(fmt::format("direction \"{}\"", direction));
+  mark.direction = *d;
+  const std::string_view kind = column_view(stmt, 3);
+  const auto k = parse_history_kind(kind);
+  if (!k) throw bad(fmt::format("kind \"{}\"", kind));
+  mark.kind = *k;
+  return mark;
+}
+
+void HistoryTable::check_done(sqlite3* db, int rc) const {
+  if (rc != SQLITE_DONE) {
+    throw Error(ErrorCode::kDatabase,
+                fmt::format("cannot read the history table {}: {}", name_, sqlite3_errmsg(db)));
+  }
+}
+
+std::optional<std::vector<HistoryRow>> HistoryTable::read(sqlite3* db) {
+  StatementPtr stmt = select(db, kColumns);
+  if (!stmt) return std::nullopt;
+  sqlite3_stmt* raw = stmt.get();
+  std::vector<HistoryRow> rows;
   int rc;
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    const HistoryMark mark = mark_of(raw);
     HistoryRow row;
-    row.id = sqlite3_column_int64(raw, 0);
-    const sqlite3_int64 version = sqlite3_column_int64(raw, 1);
-    row.identifier = column_text(raw, 2);
-    const std::string direction = column_text(raw, 3);
-    const std::string kind = column_text(raw, 4);
-    auto bad = [&](std::string_view what) {
-      return Error(ErrorCode::kDatabase,
-                   fmt::format("the history table {} has a row dbstep cannot read (id {}): {}; "
-                               "it was edited by hand or written by another tool",
-                               name_, row.id, what));
-    };
-    if (version < 0) throw bad(fmt::format("version {}", version));
-    row.version = static_cast<Version>(version);
-    const auto d = parse_direction(direction);
-    if (!d) throw bad(fmt::format("direction \"{}\"", direction));
-    row.direction = *d;
-    const auto k = parse_history_kind(kind);
-    if (!k) throw bad(fmt::format("kind \"{}\"", kind));
-    row.kind = *k;
+    row.id = mark.id;
+    row.version = mark.version;
+    row.direction = mark.direction;
+    row.kind = mark.kind;
+    row.identifier = column_text(raw, 4);
     if (sqlite3_column_type(raw, 5) != SQLITE_NULL) row.checksum = column_text(raw, 5);
     row.down_stored = sqlite3_column_int(raw, 6) != 0;
     row.applied_at = column_text(raw, 7);
@@ -135,30 +168,73 @@ std::optional<std::vector<HistoryRow>> HistoryTable::read(sqlite3* db) {
     row.dbstep_version = column_text(raw, 10);
     rows.push_back(std::move(row));
   }
-  if (rc != SQLITE_DONE) {
-    throw Error(ErrorCode::kDatabase,
-                fmt::format("cannot read the history table {}: {}", name_, sqlite3_errmsg(db)));
-  }
+  check_done(db, rc);
   return rows;
 }
 
-std::optional<std::string> HistoryTable::stored_down(sqlite3* db, Version version) {
+std::optional<std::vector<HistoryMark>> HistoryTable::read_marks(sqlite3* db) {
+  // Prepared once per connection (every run going up reads this; SQLite prepares it again by
+  // itself after a schema change), and only the four columns: naming the others too makes SQLite
+  // compute them for every row (a table of another shape that has these four is reported by the
+  // next read() or write).
+  if (!marks_) {
+    marks_ = select(db, kMarkColumns, SQLITE_PREPARE_PERSISTENT);
+    if (!marks_) return std::nullopt;
+  }
+  sqlite3_stmt* stmt = marks_.get();
+  std::vector<HistoryMark> marks;
+  int rc;
+  try {
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) marks.push_back(mark_of(stmt));
+  } catch (...) {
+    sqlite3_reset(stmt);
+    throw;
+  }
+  sqlite3_reset(stmt);  // a statement left active would hold its read
+  if (rc != SQLITE_DONE) {
+    const std::string message = sqlite3_errmsg(db);
+    marks_.reset();
+    if (message.rfind("no such table", 0) == 0) return std::nullopt;  // dropped since
+    check_done(db, rc);
+  }
+  return marks;
+}
+
+std::map<Version, std::string> HistoryTable::stored_downs(sqlite3* db,
+                                                         const std::vector<Version>& versions) {
+  std::map<Version, std::string> found;
+  if (versions.empty()) return found;
+  // Every up row of the versions, oldest first: the latest one's down SQL (or its absence)
+  // is what counts.
+  std::string in(versions.size() * 2 - 1, '?');
+  for (std::size_t k = 1; k < in.size(); k += 2) in[k] = ',';
   const std::string sql = fmt::format(
-      "SELECT down_sql FROM {} WHERE version = ? AND direction = 'up' AND kind <> 'failed' AND "
-      "kind <> 'forced' ORDER BY id DESC LIMIT 1",
-      quoted_);
+      "SELECT version, down_sql FROM {} WHERE version IN ({}) AND direction = 'up' AND "
+      "kind <> 'failed' AND kind <> 'forced' ORDER BY id",
+      quoted_, in);
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
     sqlite3_finalize(raw);
-    return std::nullopt;  // no table: nothing stored
+    return found;  // no table: nothing stored
   }
   StatementPtr stmt(raw);
-  sqlite3_bind_int64(raw, 1, static_cast<sqlite3_int64>(version));
-  if (sqlite3_step(raw) != SQLITE_ROW || sqlite3_column_type(raw, 0) == SQLITE_NULL) {
-    return std::nullopt;
+  int param = 1;
+  for (Version v : versions) sqlite3_bind_int64(raw, param++, static_cast<sqlite3_int64>(v));
+  int rc;
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    const auto version = static_cast<Version>(sqlite3_column_int64(raw, 0));
+    if (sqlite3_column_type(raw, 1) == SQLITE_NULL) {
+      found.erase(version);
+      continue;
+    }
+    const auto* data = static_cast<const char*>(sqlite3_column_blob(raw, 1));
+    found[version].assign(data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(raw, 1)));
   }
-  const auto* data = static_cast<const char*>(sqlite3_column_blob(raw, 0));
-  return std::string(data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(raw, 0)));
+  if (rc != SQLITE_DONE) {
+    throw Error(ErrorCode::kDatabase, fmt::format("cannot read the stored down SQL from {}: {}",
+                                                  name_, sqlite3_errmsg(db)));
+  }
+  return found;
 }
 
 }  // namespace dbstep::drivers::sqlite

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,15 +38,28 @@ class HistoryTable {
   // when the table does not exist. Throws Error(kDatabase) naming the table when it is not
   // dbstep's shape, and naming the row when a row is malformed (unknown kind or direction).
   std::optional<std::vector<HistoryRow>> read(sqlite3* db);
-  // The down SQL stored by the latest up row of `version`, if any.
-  std::optional<std::string> stored_down(sqlite3* db, Version version);
+  // read() reduced to each row's id, version, direction and kind, with the same errors.
+  std::optional<std::vector<HistoryMark>> read_marks(sqlite3* db);
+  // The down SQL stored by the latest up row of each of `versions` that has one (one query).
+  std::map<Version, std::string> stored_downs(sqlite3* db, const std::vector<Version>& versions);
   // Statements must be finalized before the connection closes.
-  void finalize() noexcept { insert_.reset(); }
+  void finalize() noexcept {
+    insert_.reset();
+    marks_.reset();
+  }
 
  private:
+  // The rows' `columns` in id order, prepared with `flags`; nullptr when the table does not
+  // exist.
+  StatementPtr select(sqlite3* db, const char* columns, unsigned flags = 0) const;
+  // The first four columns of a row (id, version, direction, kind), checked.
+  HistoryMark mark_of(sqlite3_stmt* stmt) const;
+  void check_done(sqlite3* db, int rc) const;
+
   std::string name_;
   std::string quoted_;
   StatementPtr insert_;
+  StatementPtr marks_;  // read_marks()'s, prepared once
 };
 
 }  // namespace dbstep::drivers::sqlite

@@ -142,6 +142,10 @@ class FakeDriver final : public Driver {
     }
     return std::nullopt;
   }
+  std::map<Version, std::string> stored_downs(const std::vector<Version>& versions) override {
+    ++stored_downs_calls;
+    return Driver::stored_downs(versions);
+  }
   void record_state(const DbState& s, const std::vector<HistoryRow>& rows) override {
     current = s;
     for (const auto& r : rows) append(r);
@@ -166,6 +170,7 @@ class FakeDriver final : public Driver {
   bool held_elsewhere = false;
   int lock_count = 0;
   int batches = 0;
+  int stored_downs_calls = 0;  // Driver::stored_downs() calls
   std::string fail_body;
   bool failure_leaves_dirty = false;
   bool failure_loses_connection = false;

@@ -4,6 +4,7 @@
 // checks the same rows on real databases.
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <map>
 #include <memory>
@@ -253,6 +254,31 @@ TEST_CASE("history: rollback uses the stored down SQL when the down file is gone
   }
   const std::vector<std::string> tail(db.executed.end() - 3, db.executed.end());
   CHECK(tail == std::vector<std::string>{"DROP 3", "DROP 2", "DROP 1 -- fixed"});
+}
+
+TEST_CASE("history: a rollback of 600 migrations reads the stored down SQL a window at a time") {
+  std::map<std::string, std::string> with_downs, ups_only;
+  for (int v = 1; v <= 600; ++v) {
+    with_downs[fmt::format("{}_m.up.sql", v)] = fmt::format("CREATE {}", v);
+    with_downs[fmt::format("{}_m.down.sql", v)] = fmt::format("DROP {}", v);
+    ups_only[fmt::format("{}_m.up.sql", v)] = fmt::format("CREATE {}", v);
+  }
+  ups_only["7_m.down.sql"] = "DROP 7 -- fixed";  // a file, where there is one, wins
+  Database db;
+  {
+    Run run(db, with_downs);
+    REQUIRE(run.m->up().ok());
+  }
+  Run run(db, ups_only);
+  const auto r = run.m->down();
+  REQUIRE(r.ok());
+  CHECK(r.steps.size() == 600);
+  CHECK(run.driver->current == DbState{std::nullopt, false});
+  CHECK(run.driver->stored_downs_calls == 3);  // steps 1-256, 257-512, 513-600
+  std::vector<std::string> expected;
+  for (int v = 600; v >= 1; --v) expected.push_back(v == 7 ? "DROP 7 -- fixed" : fmt::format("DROP {}", v));
+  const auto& executed = run.driver->executed;
+  CHECK(std::vector<std::string>(executed.end() - 600, executed.end()) == expected);
 }
 
 TEST_CASE("history: migrations pending below the current version are reported, and applied with out_of_order") {

@@ -320,6 +320,8 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
     auto d = fx.open();
     CHECK_FALSE(d->history().has_value());
     CHECK_FALSE(d->stored_down(1).has_value());
+    CHECK_FALSE(d->history_marks().has_value());
+    CHECK(d->stored_downs({1, 2}).empty());
     CHECK_FALSE(fx.table_exists("schema_migrations_history"));
 
     // A failing first migration leaves neither its row nor the table.
@@ -398,6 +400,37 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
 
     // Another connection reads the same rows.
     CHECK(fx.open()->history()->size() == 7);
+
+    // history_marks(): history()'s id, version, direction and kind, row for row.
+    const auto all = d->history();
+    const auto marks = d->history_marks();
+    REQUIRE(marks.has_value());
+    REQUIRE(marks->size() == all->size());
+    for (std::size_t i = 0; i < marks->size(); ++i) {
+      CHECK((*marks)[i].id == (*all)[i].id);
+      CHECK((*marks)[i].version == (*all)[i].version);
+      CHECK((*marks)[i].direction == (*all)[i].direction);
+      CHECK((*marks)[i].kind == (*all)[i].kind);
+    }
+
+    // stored_downs(): per version, its latest up row's down SQL; versions whose latest up row
+    // stored none (4, 5) or that never went up (99) are absent.
+    auto downs = d->stored_downs({1, 4, 5, 99});
+    CHECK(downs.size() == 1);
+    CHECK(downs[1] == down);
+    HistoryRow again = forced;
+    again.version = 1;
+    again.kind = HistoryKind::kRepaired;
+    again.down_sql = "DROP TABLE h1; -- the newer one";
+    d->record_state(DbState{2, false}, {again});
+    downs = d->stored_downs({1, 4});
+    CHECK(downs.size() == 1);
+    CHECK(downs[1] == *again.down_sql);
+    CHECK(d->stored_down(1) == again.down_sql);
+    again.down_sql.reset();  // the latest up row stored none: the older one no longer counts
+    d->record_state(DbState{2, false}, {again});
+    CHECK(d->stored_downs({1}).empty());
+    CHECK_FALSE(d->stored_down(1).has_value());
   }
 
   SUBCASE("history: a dirty failure leaves a failed row") {
