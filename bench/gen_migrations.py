@@ -14,6 +14,8 @@ the table. The SQL runs unchanged on SQLite and PostgreSQL. Written under OUT:
   floor/{up,down}_versioned.sqlite.sql      the floor plus golang-migrate's version-row update in
   floor/{up,down}_versioned_oneq.pg.sql     each transaction (what every migration tool must
                                             also write): the cost of bookkeeping alone
+  floor/{up,down}_history.sqlite.sql        the same plus the history row dbstep writes in each
+  floor/{up,down}_history_oneq.pg.sql       step (its table's shape, the down SQL going up)
   floor/{up,down}_1tx.sql                   every migration in ONE transaction (SQLite), and
   floor/{up,down}_1tx_oneq.sql              the same for psql, one query per migration inside
                                             it: the floor of --single-transaction
@@ -23,6 +25,7 @@ the table. The SQL runs unchanged on SQLite and PostgreSQL. Written under OUT:
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -63,6 +66,32 @@ PG_VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_migrations "
                     "(version bigint not null primary key, dirty boolean not null);\n")
 
 
+SQLITE_HISTORY_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations_history (id INTEGER PRIMARY KEY, version "
+    "INTEGER NOT NULL, identifier TEXT NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL, "
+    "checksum TEXT, down_sql BLOB, applied_at TEXT NOT NULL, duration_ms REAL NOT NULL, "
+    "applied_by TEXT NOT NULL, dbstep_version TEXT NOT NULL);\n")
+PG_HISTORY_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations_history (id bigint NOT NULL PRIMARY KEY, "
+    "version bigint NOT NULL, identifier text NOT NULL, direction text NOT NULL, kind text NOT "
+    "NULL, checksum text, down_sql bytea, applied_at timestamptz NOT NULL, duration_ms double "
+    "precision NOT NULL, applied_by text NOT NULL, dbstep_version text NOT NULL);\n")
+
+
+def history_row(i: int, direction: str, down: list[str], pg: bool) -> list[str]:
+    """The history row dbstep writes with each step (issue 10), as its drivers write it: the
+    file's SHA-256, the down file's bytes (going up), a time stamp, user@host, dbstep's release."""
+    checksum = hashlib.sha256(body(down if direction == "down" else statements_up(i)).encode())
+    down_sql = body(down).encode().hex()
+    blob = (f"'\\x{down_sql}'::bytea" if pg else f"x'{down_sql}'") if direction == "up" else "NULL"
+    row_id = ("(SELECT coalesce(max(id), 0) + 1 FROM schema_migrations_history)" if pg else "NULL")
+    applied_at = "'2026-12-01T10:20:00.123Z'" + ("::timestamptz" if pg else "")
+    return [f"INSERT INTO schema_migrations_history (id, version, identifier, direction, kind, "
+            f"checksum, down_sql, applied_at, duration_ms, applied_by, dbstep_version) VALUES "
+            f"({row_id}, {i}, 'create_t{i:06d}', '{direction}', 'applied', "
+            f"'{checksum.hexdigest()}', {blob}, {applied_at}, 1.25, 'bench@localhost', '0.1.0')"]
+
+
 def version_row(v: int) -> list[str]:
     stmts = ["DELETE FROM schema_migrations"]
     if v > 0:
@@ -96,6 +125,7 @@ def main() -> int:
     largest = [0]
     floor_up, floor_down, oneq_up, oneq_down = [], [], [], []
     ver_up, ver_down, ver1q_up, ver1q_down = [], [], [], []
+    hist_up, hist_down, hist1q_up, hist1q_down = [], [], [], []
     tx_up, tx_down, tx1q_up, tx1q_down = [], [], [], []
     for i in range(1, args.n + 1):
         up, down = statements_up(i), statements_down(i)
@@ -117,6 +147,13 @@ def main() -> int:
         ver_down.append("BEGIN;\n" + body(down + version_row(i - 1)) + "COMMIT;\n")
         ver1q_up.append(one_query(up + version_row(i)))
         ver1q_down.append(one_query(down + version_row(i - 1)))
+        hist_up.append("BEGIN;\n" + body(up + history_row(i, "up", down, False) + version_row(i))
+                       + "COMMIT;\n")
+        hist_down.append("BEGIN;\n" + body(down + history_row(i, "down", down, False)
+                                            + version_row(i - 1)) + "COMMIT;\n")
+        hist1q_up.append(one_query(up + history_row(i, "up", down, True) + version_row(i)))
+        hist1q_down.append(one_query(down + history_row(i, "down", down, True)
+                                     + version_row(i - 1)))
         tx_up.append(body(up))
         tx_down.append(body(down))
         tx1q_up.append(" \\;\n".join(up) + ";\n")
@@ -129,6 +166,12 @@ def main() -> int:
                             ("down_versioned.sqlite.sql", ver_down[::-1]),
                             ("up_versioned_oneq.pg.sql", [PG_VERSION_TABLE] + ver1q_up),
                             ("down_versioned_oneq.pg.sql", ver1q_down[::-1]),
+                            ("up_history.sqlite.sql",
+                             [SQLITE_VERSION_TABLE, SQLITE_HISTORY_TABLE] + hist_up),
+                            ("down_history.sqlite.sql", hist_down[::-1]),
+                            ("up_history_oneq.pg.sql", [PG_VERSION_TABLE, PG_HISTORY_TABLE]
+                             + hist1q_up),
+                            ("down_history_oneq.pg.sql", hist1q_down[::-1]),
                             ("up_1tx.sql", ["BEGIN;\n"] + tx_up + ["COMMIT;\n"]),
                             ("down_1tx.sql", ["BEGIN;\n"] + tx_down[::-1] + ["COMMIT;\n"]),
                             ("up_1tx_oneq.sql", ["BEGIN;\n"] + tx1q_up + ["COMMIT;\n"]),
