@@ -419,6 +419,8 @@ void Connection::rollback_quietly() noexcept {
 
 int Connection::backend_pid() const { return session_->backendpid(); }
 
+int Connection::server_version() const { return session_->server_version(); }
+
 std::string Connection::quote_name(std::string_view name) {
   // PQescapeIdentifier stops at a NUL, as the server would.
   return session_->quote_name(std::string(name.substr(0, name.find('\0'))));

@@ -102,6 +102,8 @@ class Connection {
 
   // The backend pid the server gave at login (libpqxx's backendpid(), libpq's PQbackendPID()).
   int backend_pid() const;
+  // The server's version as libpq gives it (150004 for 15.4).
+  int server_version() const;
 
   // An identifier quoted for SQL ("name", quotes doubled), by libpqxx.
   std::string quote_name(std::string_view name);

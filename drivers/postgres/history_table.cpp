@@ -64,22 +64,29 @@ std::string HistorySql::create() const {
       quoted_);
 }
 
-std::string HistorySql::insert(const HistoryRow& row, const std::optional<Timing>& timing) const {
+std::string HistorySql::insert(const HistoryRow& row, const std::optional<Timing>& timing,
+                               std::optional<std::int64_t> id) const {
   const std::string applied_at =
       timing ? literal(timing->applied_at) + "::timestamptz" : std::string("now()");
+  // date_part() is double precision like the column; extract() would compute a numeric first.
   const std::string duration =
       timing ? fmt::format("{}", timing->duration_ms)
-             : std::string("extract(epoch from clock_timestamp() - now()) * 1000");
+             : std::string("date_part('epoch', clock_timestamp() - now()) * 1000");
   // The next id is max + 1, not a sequence's: a sequence advances in a transaction that rolls
   // back, and a failed migration must leave the database exactly as it was. Writers hold the
   // migration lock, so two never pick the same id (and the primary key would refuse it).
   return fmt::format(
       "INSERT INTO {} (id, version, identifier, direction, kind, checksum, down_sql, applied_at, "
-      "duration_ms, applied_by, dbstep_version) VALUES ((SELECT coalesce(max(id), 0) + 1 FROM "
-      "{}), {}, {}, '{}', '{}', {}, {}, {}, {}, {}, {})",
-      quoted_, quoted_, row.version, literal(row.identifier), to_string(row.direction),
-      to_string(row.kind), optional_literal(row.checksum), bytes_literal(row.down_sql), applied_at,
-      duration, literal(row.applied_by), literal(row.dbstep_version));
+      "duration_ms, applied_by, dbstep_version) VALUES ({}, {}, {}, '{}', '{}', {}, {}, {}, {}, "
+      "{}, {})",
+      quoted_, id ? std::to_string(*id) : "(" + next_id() + ")", row.version,
+      literal(row.identifier), to_string(row.direction), to_string(row.kind),
+      optional_literal(row.checksum), bytes_literal(row.down_sql), applied_at, duration,
+      literal(row.applied_by), literal(row.dbstep_version));
+}
+
+std::string HistorySql::next_id() const {
+  return fmt::format("SELECT coalesce(max(id), 0) + 1 FROM {}", quoted_);
 }
 
 std::string HistorySql::select() const {

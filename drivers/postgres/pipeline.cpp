@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
@@ -71,9 +72,71 @@ std::optional<SqlFailure> run(PGconn* conn, const std::string& sql) {
   return failure_of(conn, r.get());
 }
 
+// Whether `text` is well-formed UTF-8 as PostgreSQL's pg_utf8_islegal() judges it: no overlong
+// form, no surrogate, nothing past U+10FFFF, no NUL.
+bool valid_utf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      if (c == 0) return false;
+      ++p;
+      continue;
+    }
+    std::size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end - p) < n || p[1] < lo || p[1] > hi) return false;
+    for (std::size_t i = 2; i < n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+    }
+    p += n;
+  }
+  return true;
+}
+
+// The characters of UTF-8 `text`: its bytes that do not continue a character.
+std::size_t utf8_chars(std::string_view text) {
+  std::size_t n = 0;
+  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// Above this a migration travels as one query per statement: one simple-query message is
+// bounded by the server (1 GB), and a file this size gains nothing from one message.
+constexpr std::size_t kOneQueryMaxBytes = std::size_t{64} << 20;
+
 }  // namespace
 
-Pipeline::Pipeline(Connection& conn, bool pipelined) : conn_(conn), pipelined_(pipelined) {
+Pipeline::Mode Pipeline::mode_for(const Step& step, const Script& script) {
+  if (!script.pipelinable) return Mode::kOneByOne;
+  return step.sql.size() > kOneQueryMaxBytes ? Mode::kPipelined : Mode::kOneQuery;
+}
+
+Pipeline::Pipeline(Connection& conn, Mode mode)
+    : conn_(conn), mode_(mode), pipelined_(mode == Mode::kPipelined) {
+  if (mode_ == Mode::kOneQuery) {
+    starts_.push_back(0);
+    byte_starts_.push_back(0);
+    return;
+  }
+  start_pipeline();
+}
+
+void Pipeline::start_pipeline() {
   PGconn* c = conn_.raw();
   if (pipelined_ && (!PQenterPipelineMode(c) || PQsetnonblocking(c, 1) != 0)) {
     fail_now(failure_of(c, nullptr));
@@ -81,22 +144,37 @@ Pipeline::Pipeline(Connection& conn, bool pipelined) : conn_(conn), pipelined_(p
 }
 
 Pipeline::~Pipeline() {
+  // kOneQuery unfinished has sent nothing: nothing to read.
   if (pipelined_) finish();
 }
 
-void Pipeline::add(const std::string& sql) {
+void Pipeline::add(std::string_view sql) {
   const std::size_t index = count_++;
   if (failure_) return;
+  if (mode_ == Mode::kOneQuery) {
+    // "\n;" ends the statement even after a trailing -- comment.
+    text_.append(sql);
+    text_.append("\n;");
+    chars_ += utf8_chars(sql) + 2;
+    starts_.push_back(chars_);
+    byte_starts_.push_back(text_.size());
+    return;
+  }
   PGconn* c = conn_.raw();
   if (!pipelined_) {
-    if (auto failed = run(c, sql)) {
+    if (auto failed = run(c, std::string(sql))) {
       failure_ = Failure{index, *failed};
     } else if (PQtransactionStatus(c) == PQTRANS_IDLE) {
       committed_ = true;
     }
     return;
   }
-  if (!PQsendQueryParams(c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0)) {
+  send(sql, index);
+}
+
+void Pipeline::send(std::string_view sql, std::size_t index) {
+  PGconn* c = conn_.raw();
+  if (!PQsendQueryParams(c, std::string(sql).c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0)) {
     fail_now(failure_of(c, nullptr), index);
     return;
   }
@@ -104,10 +182,72 @@ void Pipeline::add(const std::string& sql) {
 }
 
 void Pipeline::add_statements(const Step& step, const Script& script) {
-  for (const auto& st : script.statements) add(step.sql.substr(st.offset, st.length));
+  for (const auto& st : script.statements) {
+    add(std::string_view(step.sql).substr(st.offset, st.length));
+  }
+}
+
+void Pipeline::finish_one_query() {
+  PGconn* c = conn_.raw();
+  if (count_ == 0) return;
+  if (!PQsendQuery(c, text_.c_str())) {
+    failure_ = Failure{0, failure_of(c, nullptr)};
+    return;
+  }
+  // One result per statement, in order, until the first failure; then nothing but the end.
+  std::size_t done = 0;
+  while (PGresult* next = PQgetResult(c)) {
+    ResultPtr r(next);
+    const ExecStatusType st = PQresultStatus(next);
+    if (failure_) continue;
+    if (st == PGRES_FATAL_ERROR) {
+      SqlFailure why = failure_of(c, next);
+      std::size_t index = std::min(done, count_ - 1);
+      if (done == 0 && why.position > 0) {
+        // Nothing ran: the server could not parse the text. Its position says where.
+        const auto at = static_cast<std::size_t>(why.position - 1);
+        while (index + 1 < count_ && starts_[index + 1] <= at) ++index;
+      }
+      // The position as the failing query alone would have it, or none when it lies outside it
+      // (a function body's error is placed by searching the whole text for the body).
+      if (why.position > 0) {
+        const auto at = static_cast<std::size_t>(why.position - 1);
+        why.position = at >= starts_[index] && at < starts_[index + 1]
+                           ? static_cast<int>(at - starts_[index] + 1)
+                           : 0;
+      }
+      failure_ = Failure{index, std::move(why)};
+    } else if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
+      // Never sent here (mode_for() keeps COPY out); refused all the same, never waited on.
+      if (st == PGRES_COPY_IN) PQputCopyEnd(c, "dbstep cannot feed COPY ... FROM STDIN");
+      char* buf = nullptr;
+      while (st == PGRES_COPY_OUT && PQgetCopyData(c, &buf, 0) > 0) PQfreemem(buf);
+    } else {
+      ++done;
+    }
+  }
 }
 
 std::optional<Pipeline::Failure> Pipeline::finish() {
+  if (mode_ == Mode::kOneQuery && !finished_) {
+    PGconn* c = conn_.raw();
+    if (std::string_view(pg_encoding_to_char(PQclientEncoding(c))) == "UTF8" &&
+        valid_utf8(text_)) {
+      finished_ = true;
+      finish_one_query();
+      return failure_;
+    }
+    // The server would refuse the whole message, with nothing to say which query held the
+    // byte it cannot read (or, in another client encoding, count positions otherwise): one
+    // extended-protocol query each, as kPipelined.
+    mode_ = Mode::kPipelined;
+    pipelined_ = true;
+    start_pipeline();
+    for (std::size_t i = 0; i < count_ && !failure_; ++i) {
+      const std::size_t from = byte_starts_[i], to = byte_starts_[i + 1] - 2;  // less "\n;"
+      send(std::string_view(text_).substr(from, to - from), i);
+    }
+  }
   if (!pipelined_ || finished_) return failure_;
   finished_ = true;
   PGconn* c = conn_.raw();

@@ -138,7 +138,10 @@ class PostgresDriver final : public Driver {
   // (another process moved it, which explains the failure). False when it cannot be read.
   bool state_moved(const DbState& expected) noexcept;
 
-  bool apply_in_transaction(const Step& step, const Script& script, const DbState& expected);
+  // `retried`: this is the step's second try, after its history id was taken by a writer that
+  // left the version as it was (see next_history_id_).
+  bool apply_in_transaction(const Step& step, const Script& script, const DbState& expected,
+                            bool retried = false);
   bool apply_outside_transaction(const Step& step, const Script& script, const DbState& expected);
 
   pg::Options options_;
@@ -156,6 +159,13 @@ class PostgresDriver final : public Driver {
   bool history_pending_ = false;
   // The file of the migration being applied, for the notices it raises.
   std::string running_file_;
+  // The id of the history row apply_in_transaction() appends next, once read (max + 1) and then
+  // counted: the INSERT then carries it as a literal rather than reading max(id) itself, which
+  // costs the server about as much as the rest of the INSERT. Writers of the history hold the
+  // migration lock, so nobody else takes an id meanwhile; should one have (the lock not taken),
+  // the primary key refuses the row, the step rolls back, and it runs again once with the id
+  // read anew. Forgotten after any other write of the history and after any failure.
+  std::optional<std::int64_t> next_history_id_;
 };
 
 // Names the file running for the notices that come meanwhile.
@@ -187,7 +197,8 @@ PostgresDriver::PostgresDriver(const Url& url, pg::Options options)
   }
   schema_ = r[0][1].as<std::string>();
   const std::string table_schema = options_.schema.value_or(schema_);
-  version_.emplace(conn_.quote_name(table_schema) + "." + conn_.quote_name(options_.table));
+  version_.emplace(conn_.quote_name(table_schema) + "." + conn_.quote_name(options_.table),
+                   /*merge=*/conn_.server_version() >= 150000);
   const std::string history = conn_.quote_name(options_.history_schema.value_or(table_schema)) +
                               "." + conn_.quote_name(options_.history_table);
   history_.emplace(history, history,
@@ -275,7 +286,7 @@ void PostgresDriver::write_rows_and_commit(const DbState& s,
       fmt::format("recording version {} in {}", to_string(s.version), version_->name());
   std::optional<Pipeline::Failure> failed;
   {
-    Pipeline p(conn_, /*pipelined=*/true);
+    Pipeline p(conn_, Pipeline::Mode::kOneQuery);
     for (const auto& h : history) p.add(h.sql);
     for (const auto& sql : version_->write(s)) p.add(sql);
     p.add("COMMIT");
@@ -307,6 +318,7 @@ void PostgresDriver::set_state(const DbState& s) {
 }
 
 void PostgresDriver::record_state(const DbState& s, const std::vector<HistoryRow>& rows) {
+  next_history_id_.reset();  // its rows take max + 1
   pg::version_literal(s.version);
   // Rows written by hand (force, baseline, repair) ran no SQL: now, and no duration.
   const pg::HistorySql::Timing now{format_utc(std::chrono::system_clock::now()), 0};
@@ -444,19 +456,25 @@ bool PostgresDriver::apply(const Step& step, const DbState& expected) {
 }
 
 bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script,
-                                          const DbState& expected) {
+                                          const DbState& expected, bool retried) {
   const DbState done{step.target, false};
+  const bool with_history = step.history.has_value();
   try {
     // The session's first write makes sure the version table (and the history table) exist,
     // in round trips of their own; after that BEGIN travels with the migration: the whole
     // migration, its history row and the version row included, is one round trip.
-    const bool with_history = step.history.has_value();
     const bool ready = table_ready_ && (!with_history || history_ready_);
     if (!ready && begin_and_read_state(with_history) != expected) {
       rollback_quietly();
       return false;
     }
-    Pipeline p(conn_, script.pipelinable);
+    if (with_history && !next_history_id_) {
+      // Once per session (and after a failure): in the open transaction when there is one.
+      const pqxx::result r = conn_.exec(
+          history_->next_id(), fmt::format("reading the history from {}", history_->name()));
+      next_history_id_ = r[0][0].as<std::int64_t>();
+    }
+    Pipeline p(conn_, Pipeline::mode_for(step, script));
     std::size_t first = 0;  // the index of the file's first statement
     if (ready) {
       p.add("BEGIN");
@@ -467,22 +485,27 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     const std::size_t bookkeeping = p.size();
     // The row's applied_at is the server's now(), the transaction's start; its duration runs
     // to the append, after the file's last statement.
-    if (with_history) p.add(history_->insert(*step.history));
+    if (with_history) p.add(history_->insert(*step.history, std::nullopt, next_history_id_));
     const std::size_t version_write = p.size();
     p.add(version_->check_and_write(expected, done));
     const std::size_t commit = p.size();
     p.add("COMMIT");
     if (auto failed = p.finish()) {
       rollback_quietly();  // first: nothing below may leave the transaction open
+      next_history_id_.reset();
       const std::size_t i = failed->index;
       const SqlFailure& f = failed->why;
-      if (i == version_write && f.sqlstate == pg::kStateMoved) return false;  // another won
+      if (i == version_write && pg::is_state_moved(f.sqlstate)) return false;  // another won
       if (pg::PoolerCheck::is_lost_session(f.message)) {
         throw pooler_.lost_session_error(conn_.described());
       }
       // A failure anywhere else may still be the race's doing (the other process created the
       // same table first, took the next history id ...): the state, read again, tells.
       if (state_moved(expected)) return false;
+      if (with_history && i == bookkeeping && f.sqlstate == "23505" && !retried) {
+        // The id was taken, and the version left as it was: again, with the id read anew.
+        return apply_in_transaction(step, script, expected, /*retried=*/true);
+      }
       if (i < first) conn_.fail("starting a transaction", f);
       if (i < bookkeeping) throw pg::statement_error(conn_, step, script, i - first, f);
       if (with_history && i < version_write) history_failed(step.version, f);
@@ -497,13 +520,16 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     }
   } catch (...) {
     rollback_quietly();  // no path leaves a transaction open on the session
+    next_history_id_.reset();
     throw;
   }
   mark_committed();
+  if (with_history) ++*next_history_id_;
   return true;
 }
 
 bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) {
+  next_history_id_.reset();  // its rows take max + 1
   if (begin_and_read_state() != expected) {
     rollback_quietly();
     return false;
@@ -529,7 +555,7 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
         Script script = pg::analyze(*step);
         if (script.outside_transaction) throw cannot_batch(*step, script.why_outside);
         // One round trip per migration, inside the batch's transaction.
-        Pipeline p(conn_, script.pipelinable);
+        Pipeline p(conn_, Pipeline::mode_for(*step, script));
         p.add_statements(*step, script);
         if (auto failed = p.finish()) {
           throw pg::statement_error(conn_, *step, script, failed->index, failed->why);
@@ -551,7 +577,7 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
     std::optional<Pipeline::Failure> failed;
     std::size_t commit = 0;
     {
-      Pipeline p(conn_, /*pipelined=*/true);
+      Pipeline p(conn_, Pipeline::Mode::kOneQuery);
       for (const auto& h : history) p.add(h.sql);
       for (const auto& sql : version_->write(*last)) p.add(sql);
       commit = p.size();
@@ -590,6 +616,7 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
 
 bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& script,
                                                const DbState& expected) {
+  next_history_id_.reset();  // its rows take max + 1
   // The row is written after the file ran, outside the step's statements: its timing is the
   // client's (when the step started, and how long it took).
   const auto started_at = std::chrono::system_clock::now();
@@ -615,7 +642,7 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
   {
     // Not pipelined: the queries of one pipeline share an implicit transaction, which CREATE
     // INDEX CONCURRENTLY and the like refuse. Each statement runs and commits on its own.
-    Pipeline p(conn_, /*pipelined=*/false);
+    Pipeline p(conn_, Pipeline::Mode::kOneByOne);
     p.add_statements(step, script);
     std::optional<Error> error;
     if (auto failed = p.finish()) {
@@ -669,6 +696,7 @@ void PostgresDriver::drop() {
   targets.history_table = history_->name();
   if (options_.lock_strategy == pg::LockStrategy::kTable) targets.keep_lock_table = options_.lock_table;
   pg::drop_everything(conn_, targets);
+  next_history_id_.reset();
   table_ready_ = false;
   history_ready_ = false;
 }

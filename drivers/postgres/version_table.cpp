@@ -45,15 +45,25 @@ std::vector<std::string> VersionTable::write(const DbState& s) const {
 }
 
 std::string VersionTable::check_and_write(const DbState& expected, const DbState& next) const {
+  const bool row_before = expected.version || expected.dirty;
+  const bool row_after = next.version || next.dirty;
+  if (merge_ && row_before && row_after) {
+    // USING (SELECT): one source row, matched by the expected row or by nothing.
+    return fmt::format(
+        "MERGE INTO {} t USING (SELECT) s ON t.version = {} AND t.dirty = {} WHEN MATCHED THEN "
+        "UPDATE SET version = {}, dirty = {} WHEN NOT MATCHED THEN INSERT (version) VALUES (NULL)",
+        quoted_, version_literal(expected.version), expected.dirty ? "true" : "false",
+        version_literal(next.version), next.dirty ? "true" : "false");
+  }
   // 1 / 0 unless the rows deleted are exactly the expected state: none for {none, clean}, else
   // one or more rows all equal to it (state() reads the first).
   const std::string same =
-      (!expected.version && !expected.dirty)
+      !row_before
           ? std::string("count(*) = 0")
           : fmt::format("count(*) >= 1 AND bool_and(version = {} AND dirty = {})",
                         version_literal(expected.version), expected.dirty ? "true" : "false");
   const std::string check = fmt::format("1 / (SELECT ({})::int FROM old) = 1", same);
-  if (!next.version && !next.dirty) {
+  if (!row_after) {
     return fmt::format("WITH old AS (DELETE FROM {} RETURNING version, dirty) SELECT {}",
                        quoted_, check);
   }

@@ -4,13 +4,18 @@
 // holding one row (golang-migrate's rule: {none, clean} is an empty table, {none, dirty} the row
 // (-1, true)).
 //
-// The write that records a migration is a compare-and-swap fused into one statement: it deletes
-// the row, checks that what it deleted is the state the Migrator planned from, and inserts the
-// new one; when another process moved the version first the check fails with division_by_zero
-// (SQLSTATE 22012, kStateMoved) and the migration's transaction rolls back. Sent as the last
-// statement before COMMIT, it replaces a LOCK TABLE and a state read at the start of every
-// migration: a racing writer blocks on the row the DELETE takes (or on the primary key) and
-// finds, once the other commits, a row that is no longer the expected one.
+// The write that records a migration is a compare-and-swap in one statement, sent as the last
+// before COMMIT; it replaces a LOCK TABLE and a state read at the start of every migration. When
+// the row is the expected one and a row stays (most steps), on PostgreSQL 15 and later it is a
+// MERGE that updates the row where it is the expected state and otherwise inserts a NULL
+// version, which the column refuses (not_null_violation, 23502): one statement as cheap for the
+// server as the DELETE and INSERT it replaces. Otherwise (none before or after, or an older
+// server) it deletes the row, checks that what it deleted is the expected state, and inserts the
+// new one, the check failing with division_by_zero (22012). Either failure means another process
+// moved the version first (is_state_moved()), and the migration's transaction rolls back: a
+// racing writer blocks on the row the other took (or on the primary key) and finds, once the
+// other commits, a row that is no longer the expected one, or none (MERGE then takes the
+// not-matched branch).
 
 #include <string>
 #include <string_view>
@@ -23,12 +28,15 @@
 namespace dbstep::drivers::pg {
 
 // What check_and_write() fails with when the stored state is not the expected one.
-inline constexpr std::string_view kStateMoved = "22012";
+inline bool is_state_moved(std::string_view sqlstate) {
+  return sqlstate == "22012" || sqlstate == "23502";
+}
 
 class VersionTable {
  public:
-  // `quoted` is the table as SQL names it ("schema"."table").
-  explicit VersionTable(std::string quoted) : quoted_(std::move(quoted)) {}
+  // `quoted` is the table as SQL names it ("schema"."table"); `merge`: the server has MERGE
+  // (PostgreSQL 15 and later).
+  VersionTable(std::string quoted, bool merge) : quoted_(std::move(quoted)), merge_(merge) {}
   const std::string& name() const { return quoted_; }
 
   std::string create() const;
@@ -39,7 +47,7 @@ class VersionTable {
   // Replaces the row with `s`, unchecked (after lock() and a read in the same transaction): one
   // statement each, for a pipeline.
   std::vector<std::string> write(const DbState& s) const;
-  // The fused compare-and-swap: {expected} -> {next}, one statement.
+  // The fused compare-and-swap: {expected} -> {next}, one statement (above).
   std::string check_and_write(const DbState& expected, const DbState& next) const;
 
   // The state in `r` (select()'s result). Throws Error(kDatabase) for a version that is not one.
@@ -47,6 +55,7 @@ class VersionTable {
 
  private:
   std::string quoted_;
+  bool merge_;
 };
 
 // A version as the bigint column holds it ("-1" for none). Throws Error(kInvalidArgument) for a

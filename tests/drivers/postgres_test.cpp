@@ -25,6 +25,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -1272,6 +1273,11 @@ class RoundTripCounter {
   int round_trips() const { return round_trips_; }
   // Queries the client sent: Parse (extended protocol) and Query (simple) messages.
   int queries() const { return queries_; }
+  // The text of the last Query (simple-query) message.
+  std::string last_query() const {
+    std::lock_guard<std::mutex> hold(mutex_);
+    return last_query_;
+  }
 
  private:
   void relay() {
@@ -1316,6 +1322,11 @@ class RoundTripCounter {
       const auto byte = static_cast<unsigned char>(data[i]);
       if (skip_ > 0) {
         --skip_;
+        if (capturing_ && byte != 0) {
+          std::lock_guard<std::mutex> hold(mutex_);
+          last_query_ += static_cast<char>(byte);
+        }
+        if (skip_ == 0) capturing_ = false;
         continue;
       }
       if (!started_ || header_ > 0) {
@@ -1330,6 +1341,11 @@ class RoundTripCounter {
         continue;
       }
       if (byte == 'P' || byte == 'Q') ++queries_;
+      if (byte == 'Q') {
+        capturing_ = true;
+        std::lock_guard<std::mutex> hold(mutex_);
+        last_query_.clear();
+      }
       header_ = 1;
       header_left_ = 4;
     }
@@ -1342,6 +1358,9 @@ class RoundTripCounter {
   std::uint32_t length_ = 0;
   std::uint32_t skip_ = 0;
   std::atomic<int> queries_{0};
+  bool capturing_ = false;  // inside a Query message's text
+  mutable std::mutex mutex_;
+  std::string last_query_;
   int listener_ = -1;
   int port_ = 0;
   std::thread thread_;
@@ -1376,11 +1395,23 @@ TEST_CASE("postgres: a migration and its history row travel in one round trip") 
   }
   CHECK(d->history()->size() == 6);
   // The bookkeeping of a migration: BEGIN, its statements, the history row, ONE statement for the
-  // version row (the compare-and-swap), COMMIT. No LOCK TABLE, no state read.
+  // version row (the compare-and-swap), COMMIT, all in one simple-query message. No LOCK TABLE,
+  // no state read.
   const int before = relay.queries();
   REQUIRE(d->apply(with_row(up_step(7, "CREATE TABLE t7 (x int); CREATE INDEX ON t7 (x);")),
                    DbState{6, false}));
-  CHECK(relay.queries() - before == 2 + 4);
+  CHECK(relay.queries() - before == 1);
+  const std::string sent = relay.last_query();
+  CAPTURE(sent);
+  std::vector<std::string> statements;
+  for (std::size_t from = 0, end; (end = sent.find("\n;", from)) != std::string::npos; from = end + 2) {
+    statements.push_back(sent.substr(from, end - from));
+  }
+  REQUIRE(statements.size() == 2 + 4);
+  CHECK(statements[0] == "BEGIN");
+  CHECK(statements[3].rfind("INSERT INTO", 0) == 0);
+  CHECK(statements[5] == "COMMIT");
+  CHECK(sent.find("LOCK TABLE") == std::string::npos);
   // Another process moved the version meanwhile: nothing applied, false, no error.
   fx.exec("UPDATE schema_migrations SET version = 9");
   CHECK_FALSE(d->apply(with_row(up_step(8, "CREATE TABLE t8 (x int);")), DbState{7, false}));
