@@ -123,7 +123,7 @@ void resolve_database_and_source(Settings& s, const po::variables_map& vm,
     return;
   }
   s.database = !database                ? std::string(kDefaultDatabase)
-               : is_plain_path(*database) ? sqlite_url_for_path(*database)
+               : is_plain_path(*database) ? url_for_path("sqlite", *database)
                                           : *database;
   s.source = source.value_or("");
 }

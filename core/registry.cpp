@@ -16,17 +16,6 @@ std::vector<std::string> keys(const Map& m) {
   return out;
 }
 
-// A directory path as a file:// URL: '%' and '?' would otherwise be read as URL syntax.
-std::string path_to_file_url(std::string_view path) {
-  std::string url = "file://";
-  for (char c : path) {
-    if (c == '%') url += "%25";
-    else if (c == '?') url += "%3F";
-    else url += c;
-  }
-  return url;
-}
-
 }  // namespace
 
 void Registry::add_driver(std::string scheme, DriverFactory factory) {
@@ -50,7 +39,7 @@ std::unique_ptr<Driver> Registry::open_driver(std::string_view text) const {
 
 std::unique_ptr<Source> Registry::open_source(std::string_view text) const {
   if (text.empty()) throw Error(ErrorCode::kInvalidArgument, "the source URL or path is empty");
-  Url url = Url::parse(text.find("://") == std::string_view::npos ? path_to_file_url(text)
+  Url url = Url::parse(text.find("://") == std::string_view::npos ? url_for_path("file", text)
                                                                   : std::string(text));
   auto it = sources_.find(url.scheme());
   if (it == sources_.end()) {

@@ -59,8 +59,9 @@ bool is_plain_path(std::string_view text) {
   return text.find(':') == std::string_view::npos && text.find('=') == std::string_view::npos;
 }
 
-std::string sqlite_url_for_path(std::string_view path) {
-  std::string url = "sqlite://";
+std::string url_for_path(std::string_view scheme, std::string_view path) {
+  std::string url(scheme);
+  url += "://";
   for (char c : path) {
     if (c == '%') {
       url += "%25";

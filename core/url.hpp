@@ -50,8 +50,10 @@ std::string percent_encode(std::string_view s);
 // "./data/app.db", "/var/lib/app.db". A text with "://", or with "scheme:" or '=' and not
 // starting with '/' or '.', is not one (a URL, "sqlite:app.db", a libpq "key=value" string).
 bool is_plain_path(std::string_view text);
-// `path` as a sqlite:// URL for the same file ('%' and '?' escaped, so they stay in the name).
-std::string sqlite_url_for_path(std::string_view path);
+// `path` as a URL of `scheme` for the same file or folder: url_for_path("sqlite", "a?.db") is
+// "sqlite://a%3F.db". '%' and '?' are escaped, so they stay in the name rather than start an
+// escape or the query; nothing else is (the URL reads like the path).
+std::string url_for_path(std::string_view scheme, std::string_view path);
 
 // Hides passwords in any text that may hold a URL or a libpq "key=value" string.
 std::string redact_secrets(std::string_view text);

@@ -20,6 +20,7 @@
 
 #include "core/migrator.hpp"
 #include "core/registry.hpp"
+#include "core/url.hpp"  // url_for_path(): a file path as a database or source URL
 #include "sources/embedded/embedded_source.hpp"
 
 namespace dbstep {

@@ -13,24 +13,6 @@
 
 namespace dbstep::testing {
 
-namespace {
-
-// A file:// URL for any path: '%' and '?' would otherwise be read as escapes and the query.
-std::string file_url(const std::filesystem::path& path) {
-  std::string url = "file://";
-  for (char c : path.string()) {
-    if (c == '%')
-      url += "%25";
-    else if (c == '?')
-      url += "%3F";
-    else
-      url += c;
-  }
-  return url;
-}
-
-}  // namespace
-
 MigrationSet MigrationSet::folder(const std::filesystem::path& folder) {
   MigrationSet set;
   std::error_code ec;
@@ -51,7 +33,7 @@ MigrationSet MigrationSet::embedded(const sources::EmbeddedFiles& files) {
 
 std::unique_ptr<Source> MigrationSet::open() const {
   if (embedded_) return sources::open_embedded(*embedded_);
-  return sources::open_directory(Url::parse(file_url(folder_)));
+  return sources::open_directory(Url::parse(url_for_path("file", folder_.string())));
 }
 
 bool MigrationSet::contains(Version v) const {

@@ -24,18 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string sqlite_url(const fs::path& path) {
-  std::string url = "sqlite://";
-  for (char c : path.string()) {
-    if (c == '%')
-      url += "%25";
-    else if (c == '?')
-      url += "%3F";
-    else
-      url += c;
-  }
-  return url;
-}
+std::string sqlite_url(const fs::path& path) { return url_for_path("sqlite", path.string()); }
 
 MigratorOptions migrator_options(const Options& options) {
   MigratorOptions m;

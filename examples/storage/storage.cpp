@@ -11,16 +11,6 @@ namespace storage {
 
 namespace {
 
-std::string sqlite_url(const std::filesystem::path& path) {
-  std::string url = "sqlite://";
-  for (char c : path.string()) {
-    if (c == '%') url += "%25";
-    else if (c == '?') url += "%3F";
-    else url += c;
-  }
-  return url;
-}
-
 // Logs the backup (made by dbstep under the migration lock, MigratorOptions::backup) and each
 // migration.
 class OpenObserver final : public dbstep::Observer {
@@ -67,7 +57,7 @@ Storage Storage::open(const std::filesystem::path& path, Options options) {
   // backup API to <db>.backup-v<version>-<YYYYMMDD-HHMMSS> (UTC), under the migration lock; a
   // new or empty database, or one with nothing pending, is not copied.
   migrator_options.backup = options.backup;
-  auto migrator = dbstep::open(sqlite_url(path), std::move(source), migrator_options);
+  auto migrator = dbstep::open(dbstep::url_for_path("sqlite", path.string()), std::move(source), migrator_options);
 
   dbstep::Result result = migrator.up();
   std::optional<std::filesystem::path> backup;
