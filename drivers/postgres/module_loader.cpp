@@ -49,7 +49,11 @@ const PostgresModule* load() {
     std::error_code ec;
     if (!fs::exists(path, ec)) continue;
     // Never unloaded: libpq keeps global state (SSL, Kerberos) for the life of the process.
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // RTLD_LAZY, as the loader treats a program's own libraries: RTLD_NOW would bind every
+    // function of the module and of the libraries it brings (libpq, OpenSSL, Kerberos, LDAP,
+    // GnuTLS ...) before the first query, about 13 M instructions, more than the whole
+    // up-to-date run of psql. A library that is missing still fails here, by name.
+    void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_LOCAL);
     if (!handle) {
       const char* why = dlerror();
       throw Error(ErrorCode::kDatabase, module_load_error(path.string(), why ? why : "unknown"));

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "core/sql_text.hpp"
@@ -78,6 +80,16 @@ bool valid_utf8(std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const auto* end = p + text.size();
   while (p < end) {
+    // Eight ASCII bytes at a time, none of them NUL: most SQL is all ASCII.
+    if (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      constexpr std::uint64_t kLow = 0x0101010101010101u, kHigh = 0x8080808080808080u;
+      if (((w | ((w - kLow) & ~w)) & kHigh) == 0) {
+        p += 8;
+        continue;
+      }
+    }
     const unsigned char c = *p;
     if (c < 0x80) {
       if (c == 0) return false;
@@ -130,7 +142,6 @@ Pipeline::Pipeline(Connection& conn, Mode mode)
     : conn_(conn), mode_(mode), pipelined_(mode == Mode::kPipelined) {
   if (mode_ == Mode::kOneQuery) {
     starts_.push_back(0);
-    byte_starts_.push_back(0);
     return;
   }
   start_pipeline();
@@ -155,9 +166,7 @@ void Pipeline::add(std::string_view sql) {
     // "\n;" ends the statement even after a trailing -- comment.
     text_.append(sql);
     text_.append("\n;");
-    chars_ += utf8_chars(sql) + 2;
-    starts_.push_back(chars_);
-    byte_starts_.push_back(text_.size());
+    starts_.push_back(text_.size());
     return;
   }
   PGconn* c = conn_.raw();
@@ -203,17 +212,24 @@ void Pipeline::finish_one_query() {
     if (st == PGRES_FATAL_ERROR) {
       SqlFailure why = failure_of(c, next);
       std::size_t index = std::min(done, count_ - 1);
+      // The server counts characters: where each query starts, in characters (only now: a
+      // migration that succeeds never needs it).
+      std::vector<std::size_t> starts(starts_.size(), 0);
+      for (std::size_t q = 1; q < starts_.size(); ++q) {
+        starts[q] = starts[q - 1] + utf8_chars(std::string_view(text_).substr(
+                                        starts_[q - 1], starts_[q] - starts_[q - 1]));
+      }
       if (done == 0 && why.position > 0) {
         // Nothing ran: the server could not parse the text. Its position says where.
         const auto at = static_cast<std::size_t>(why.position - 1);
-        while (index + 1 < count_ && starts_[index + 1] <= at) ++index;
+        while (index + 1 < count_ && starts[index + 1] <= at) ++index;
       }
       // The position as the failing query alone would have it, or none when it lies outside it
       // (a function body's error is placed by searching the whole text for the body).
       if (why.position > 0) {
         const auto at = static_cast<std::size_t>(why.position - 1);
-        why.position = at >= starts_[index] && at < starts_[index + 1]
-                           ? static_cast<int>(at - starts_[index] + 1)
+        why.position = at >= starts[index] && at < starts[index + 1]
+                           ? static_cast<int>(at - starts[index] + 1)
                            : 0;
       }
       failure_ = Failure{index, std::move(why)};
@@ -244,7 +260,7 @@ std::optional<Pipeline::Failure> Pipeline::finish() {
     pipelined_ = true;
     start_pipeline();
     for (std::size_t i = 0; i < count_ && !failure_; ++i) {
-      const std::size_t from = byte_starts_[i], to = byte_starts_[i + 1] - 2;  // less "\n;"
+      const std::size_t from = starts_[i], to = starts_[i + 1] - 2;  // less "\n;"
       send(std::string_view(text_).substr(from, to - from), i);
     }
   }

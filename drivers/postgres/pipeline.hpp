@@ -87,12 +87,10 @@ class Pipeline {
   Connection& conn_;
   Mode mode_;
   bool pipelined_;
-  // kOneQuery: the text sent, and where each query starts in it, in characters (the server's
-  // positions count characters), with a last entry for the text's end.
+  // kOneQuery: the text sent, and where each query starts in it (bytes), with a last entry for
+  // the text's end.
   std::string text_;
   std::vector<std::size_t> starts_;
-  std::vector<std::size_t> byte_starts_;  // the same in bytes
-  std::size_t chars_ = 0;
   bool finished_ = false;
   bool broken_ = false;  // libpq refused a send: nothing more is read
   bool committed_ = false;
