@@ -487,6 +487,39 @@ TEST_CASE("postgres: error positions follow golang-migrate's vectors, CRLF and n
   CHECK(contains(e.what(), "detail: Key (x)=(1) already exists."));
 }
 
+TEST_CASE("postgres: in one query message, a failure still names its statement, line and column") {
+  // After the session's first write a migration travels as one simple-query message behind
+  // BEGIN: the server's position counts characters of the whole text, and a syntax error in any
+  // statement stops the whole text before anything runs.
+  PostgresFixture fx;
+  auto d = fx.open();
+  REQUIRE(d->apply(up_step(1, "CREATE TABLE one (x text);"), kNone));
+  struct Case {
+    std::string sql;
+    std::uint32_t line, column;
+    std::string sqlstate;
+  };
+  const Case cases[] = {
+      // Runs, then fails: the third statement, after two with non-ASCII text.
+      {"INSERT INTO one VALUES ('\xC3\xA9\xE2\x98\x95');\nSELECT '\xC3\xA9';\n  SELECT nope FROM one;",
+       3, 10, "42703"},
+      // Does not parse: nothing ran, the position says which statement.
+      {"INSERT INTO one VALUES ('\xC3\xA9');\nSELECT 1;\nSELECT 1 FROMM one;", 3, 16, "42601"},
+      // No position: the statement after the last that succeeded.
+      {"INSERT INTO one VALUES ('a');\nSELECT 1 / 0;", 2, 1, "22012"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.sql);
+    auto e = capture_error([&] { d->apply(up_step(2, c.sql), DbState{1, false}); });
+    CHECK(e.code() == ErrorCode::kMigrationFailed);
+    CHECK(e.line == c.line);
+    CHECK(e.column == c.column);
+    CHECK(e.sqlstate == c.sqlstate);
+    CHECK(d->state() == DbState{1, false});
+    CHECK(fx.query_int("SELECT COUNT(*) FROM one") == 0);
+  }
+}
+
 TEST_CASE("postgres: search_path isolates schemas: two version tables, two locks") {
   PostgresFixture fx;
   fx.exec("CREATE SCHEMA alpha; CREATE SCHEMA beta");
