@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
 #include "core/statement_accounting.hpp"
+#include "drivers/sqlite/driver_sql.hpp"
 #include "drivers/sqlite/statements.hpp"
 
 namespace dbstep::drivers::sqlite {
@@ -82,17 +83,6 @@ PreviewRun::PreviewRun(sqlite3* database, const std::vector<std::string>& pragma
   }
 }
 
-bool PreviewRun::foreign_keys_on() {
-  sqlite3_stmt* raw = nullptr;
-  bool on = false;
-  if (sqlite3_prepare_v2(scratch_.get(), "PRAGMA foreign_keys", -1, &raw, nullptr) == SQLITE_OK &&
-      sqlite3_step(raw) == SQLITE_ROW) {
-    on = sqlite3_column_int(raw, 0) != 0;
-  }
-  sqlite3_finalize(raw);
-  return on;
-}
-
 StepPreview PreviewRun::preview(const Step& step) {
   StepPreview out;
   const std::string& text = step.sql;
@@ -116,7 +106,7 @@ StepPreview PreviewRun::preview(const Step& step) {
   bool wrapper_open = false;
   TextSpan wrapper_begin;
   bool keys_pragma = false;
-  const bool keys_on = foreign_keys_on();
+  const bool keys_on = foreign_keys_on(scratch_.get());
   while (auto prepared = walk.next()) {
     const TextSpan span = prepared->span;
     const std::string_view statement = std::string_view(text).substr(span.offset, span.length);

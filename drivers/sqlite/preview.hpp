@@ -38,7 +38,6 @@ class PreviewRun {
   struct Close {
     void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
   };
-  bool foreign_keys_on();
 
   std::unique_ptr<sqlite3, Close> scratch_;
   bool no_tx_wrap_;

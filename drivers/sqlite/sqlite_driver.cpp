@@ -1,24 +1,27 @@
+// The SQLite driver: ties the connection's settings (connection_options.hpp), the statement walk
+// (statements.hpp), golang-migrate's version table (version_table.hpp), the history table
+// (history_table.hpp), the run lock (lock_file.hpp), the backup (backup.hpp), drop (drop.hpp),
+// the dry run (preview.hpp) and the schema snapshot (schema_snapshot.hpp) into a dbstep::Driver.
+//
+// Every write is one BEGIN IMMEDIATE transaction that checks the stored state first (another
+// process may have moved it). A migration runs inside it unless it cannot (it controls
+// transactions itself, holds VACUUM, says dbstep:no-transaction, or x-no-tx-wrap is set): then
+// golang-migrate's dirty protocol applies, {target, dirty}, the file as written, {target, clean}.
+// The database file is created by the first write, never by a read or a failed first migration.
+
 #include "drivers/sqlite/sqlite_driver.hpp"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/file.h>
-#include <unistd.h>
 
-#include <SQLiteCpp/Backup.h>
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -26,27 +29,21 @@
 #include "core/error.hpp"
 #include "core/sql_text.hpp"
 #include "core/statement_accounting.hpp"
-#include "drivers/sqlite/cached_statement.hpp"
+#include "drivers/sqlite/backup.hpp"
 #include "drivers/sqlite/connection_options.hpp"
+#include "drivers/sqlite/driver_sql.hpp"
+#include "drivers/sqlite/drop.hpp"
 #include "drivers/sqlite/history_table.hpp"
-#include "drivers/sqlite/schema_snapshot.hpp"
+#include "drivers/sqlite/lock_file.hpp"
 #include "drivers/sqlite/preview.hpp"
+#include "drivers/sqlite/schema_snapshot.hpp"
 #include "drivers/sqlite/statements.hpp"
 #include "drivers/sqlite/table_name.hpp"
+#include "drivers/sqlite/version_table.hpp"
 
 namespace dbstep::drivers {
 
 namespace {
-
-// "20261201-131500", now, UTC: the time in a backup's name.
-std::string utc_stamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &tm);
-  return text;
-}
 
 // Thrown inside a wrapped run when the file turns out to control transactions itself (BEGIN,
 // COMMIT ... other than one plain wrapper) or to hold a statement SQLite refuses in a transaction
@@ -60,22 +57,28 @@ struct NeedsNoTransaction {};
 // one transaction with the keys switched off around it and checked before COMMIT.
 struct NeedsForeignKeysOff {};
 
+// x-history-table, or by default a sibling of the version table named after it.
+sqlite::HistoryTable history_table_of(const sqlite::ConnectionOptions& o) {
+  const sqlite::TableName version_table = sqlite::parse_table_name(o.version_table);
+  const sqlite::TableName history_table =
+      o.history_table.empty() ? version_table.sibling(default_history_table(version_table.table))
+                              : sqlite::parse_table_name(o.history_table);
+  return sqlite::HistoryTable(history_table.table, history_table.schema);
+}
+
 enum class Wrap {
   kNone,         // the file runs as written, outside any transaction of ours
   kTransaction,  // inside our transaction
   kForeignKeysOff,  // inside our transaction, foreign keys off around it
 };
 
-using sqlite::CachedStatement;
-using sqlite::ResetAfterUse;
-
 class SqliteDriver final : public Driver {
  public:
-  explicit SqliteDriver(const Url& url);
+  explicit SqliteDriver(const Url& url) : SqliteDriver(sqlite::parse_connection_options(url)) {}
   ~SqliteDriver() override {
     interruptible_.store(nullptr);
     finalize_statements();
-    release_lock_file();
+    lock_file_.release();
   }
 
   using Driver::lock;
@@ -95,7 +98,7 @@ class SqliteDriver final : public Driver {
   std::map<Version, std::string> stored_downs(const std::vector<Version>& versions) override;
   void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;
-  std::string describe() const override { return fmt::format("SQLite database {}", path_); }
+  std::string describe() const override { return description_; }
   void check_backup() const override {
     if (path_ == ":memory:") {
       throw Error(ErrorCode::kInvalidArgument,
@@ -105,7 +108,7 @@ class SqliteDriver final : public Driver {
   std::optional<std::string> backup(const DbState& state) override;
   std::string schema_snapshot() override {
     if (!open_connection(false)) return "dialect sqlite\n";  // no file yet: an empty schema
-    return sqlite::schema_snapshot(*db_, {table_, history_.name()});
+    return sqlite::schema_snapshot(*db_, {version_.name(), history_.name()});
   }
   std::string create_scratch_database(const std::string& name) override {
     return sqlite::scratch_url(name, scratch_params_);
@@ -127,14 +130,22 @@ class SqliteDriver final : public Driver {
   }
 
  private:
+  explicit SqliteDriver(sqlite::ConnectionOptions o);
   sqlite3* handle() const { return db_->getHandle(); }
-  // Runs SQL written by the driver itself (no user text); throws Error(kDatabase) with context.
-  void exec(const std::string& sql, std::string_view what);
-  void begin_immediate();
+  // The driver's own SQL on its connection (driver_sql.hpp), its errors naming the database.
+  void exec(const std::string& sql, std::string_view what) {
+    sqlite::exec(handle(), sql, what, description_);
+  }
+  void begin_immediate() { sqlite::begin_immediate(handle(), description_, busy_ms_); }
+  void rollback_quietly() noexcept { sqlite::rollback_quietly(handle()); }
   // BEGIN IMMEDIATE, the version table, and the state check every write starts with: false
   // (and no transaction left open) when the stored state is not `expected`.
   bool begin_checked(const DbState& expected);
-  void rollback_quietly() noexcept;
+  // After a rollback: it may have undone the version and history tables' creation.
+  void forget_tables() noexcept {
+    version_.forget();
+    history_ready_ = false;
+  }
   bool apply_step(const Step& step, const DbState& expected);
   bool apply_steps(const DbState& expected, const StepFeed& next);
   // Runs `write`, which opens (and so creates) the database file. When the file did not exist
@@ -155,9 +166,6 @@ class SqliteDriver final : public Driver {
   // Appends `step`'s history row (if any) in the open transaction, `kind` overriding its own.
   void append_history(const Step& step, std::chrono::steady_clock::time_point started,
                       std::optional<HistoryKind> kind = std::nullopt);
-  void ensure_table();
-  DbState read_state();
-  void write_state(const DbState& state);
   // Walks `sql` statement by statement with sqlite3_prepare_v2 and its tail, stepping each.
   // Inside our transaction (`wrap` != kNone), a file wrapped in one plain BEGIN ... COMMIT has
   // the wrapper skipped; other transaction control or VACUUM throws NeedsNoTransaction, and
@@ -167,74 +175,58 @@ class SqliteDriver final : public Driver {
   // After a failed run outside a transaction that left nothing behind: takes the dirty mark
   // back (`state` is the one before it). Best effort: on failure the database stays dirty.
   void restore_state_quietly(const DbState& state) noexcept;
-  bool foreign_keys_on();
   // PRAGMA foreign_key_check after a run with keys off: a violation fails the migration.
   void check_foreign_keys(const Step& step);
-  Error database_error(std::string_view what) const;
   // Opens the connection if the file exists (or `create`); returns whether it is open. Until
   // something is written, a database file that does not exist is not created, so `version`, a
   // failed run or a bad source never leaves an empty file behind.
   bool open_connection(bool create);
-  void release_lock_file() noexcept;
-  void finalize_statements() noexcept;
+  void finalize_statements() noexcept {
+    version_.finalize();
+    history_.finalize();
+  }
 
   std::string path_;
+  std::string description_;  // describe()'s "SQLite database <path>", for messages
   std::string filename_;
   int flags_ = 0;
   bool memory_ = false;
   std::vector<std::string> pragmas_;
   int busy_ms_ = 15000;
   bool busy_from_url_ = false;  // _busy_timeout in the URL wins over the lock timeout
-  int lock_fd_ = -1;            // the flock()ed <db>.dbstep-lock while locked
-  std::string table_;  // the version table's name in its schema
-  std::string quoted_index_;
-  std::string quoted_table_;
-  std::string index_name_;
   bool no_tx_wrap_ = false;
   bool locked_ = false;
-  bool table_ready_ = false;
   bool file_committed_ = false;  // run_file() outside a transaction: a statement was committed
   bool history_ready_ = false;   // the history table is known to exist
   std::unique_ptr<SQLite::Database> db_;
   // db_'s handle while it is open, for interrupt() from another thread or a signal handler.
   std::atomic<sqlite3*> interruptible_{nullptr};
-  // Declared after db_, so that they are finalized before it closes even without the destructor.
-  CachedStatement select_state_;
-  CachedStatement delete_state_;
-  CachedStatement insert_state_;
-  sqlite::HistoryTable history_{"schema_migrations_history"};
+  // Declared after db_, so that their statements are finalized before it closes even without
+  // the destructor.
+  sqlite::VersionTable version_;
+  sqlite::HistoryTable history_;
+  sqlite::LockFile lock_file_;
   // The x- and go-sqlite3 `_` parameters, for a scratch database that behaves like this one.
   std::vector<std::pair<std::string, std::string>> scratch_params_;
   std::unique_ptr<sqlite::PreviewRun> preview_run_;  // the dry run's scratch copy, when asked
 };
 
-SqliteDriver::SqliteDriver(const Url& url) {
-  sqlite::ConnectionOptions o = sqlite::parse_connection_options(url);
-  path_ = std::move(o.path);
-  filename_ = std::move(o.filename);
-  flags_ = o.flags;
-  memory_ = o.memory;
-  pragmas_ = std::move(o.pragmas);
-  busy_ms_ = o.busy_ms;
-  busy_from_url_ = o.busy_from_url;
-  no_tx_wrap_ = o.no_tx_wrap;
-  scratch_params_ = std::move(o.scratch_params);
-  // x-migrations-table=main.mig is table mig in schema main, as SQLite reads golang-migrate's
-  // unquoted `main.mig`; the history table and the index go in the same schema.
-  const sqlite::TableName version_table = sqlite::parse_table_name(o.version_table);
-  table_ = version_table.table;
-  quoted_table_ = version_table.quoted();
-  const sqlite::TableName history_table =
-      o.history_table.empty() ? version_table.sibling(default_history_table(version_table.table))
-                              : sqlite::parse_table_name(o.history_table);
-  history_ = sqlite::HistoryTable(history_table.table, history_table.schema);
-  select_state_.set_sql(fmt::format("SELECT version, dirty FROM {} LIMIT 1", quoted_table_));
-  delete_state_.set_sql(fmt::format("DELETE FROM {}", quoted_table_));
-  insert_state_.set_sql(fmt::format("INSERT INTO {} (version, dirty) VALUES (?, ?)", quoted_table_));
-  index_name_ = table_ == "schema_migrations" ? "version_unique" : table_ + "_version_unique";
-  // CREATE INDEX names the schema on the index, never on the table.
-  quoted_index_ = version_table.sibling(index_name_).quoted();
-
+// x-migrations-table=main.mig is table mig in schema main, as SQLite reads golang-migrate's
+// unquoted `main.mig`; the history table goes in the same schema.
+SqliteDriver::SqliteDriver(sqlite::ConnectionOptions o)
+    : path_(std::move(o.path)),
+      description_(fmt::format("SQLite database {}", path_)),
+      filename_(std::move(o.filename)),
+      flags_(o.flags),
+      memory_(o.memory),
+      pragmas_(std::move(o.pragmas)),
+      busy_ms_(o.busy_ms),
+      busy_from_url_(o.busy_from_url),
+      no_tx_wrap_(o.no_tx_wrap),
+      version_(sqlite::parse_table_name(o.version_table), description_),
+      history_(history_table_of(o)),
+      lock_file_(path_, description_),
+      scratch_params_(std::move(o.scratch_params)) {
   std::error_code ec;
   if (!memory_ && !std::filesystem::exists(path_, ec)) {
     auto parent = std::filesystem::path(path_).parent_path();
@@ -266,77 +258,26 @@ bool SqliteDriver::open_connection(bool create) {
   return true;
 }
 
-// SQLite's message, with the operating system's reason for an I/O error ("disk I/O error: File
-// too large" under a file-size limit, "No space left on device" on a full disk).
-std::string sqlite_message(sqlite3* db, std::string_view message) {
-  const int rc = sqlite3_extended_errcode(db) & 0xff;
-  const int sys = sqlite3_system_errno(db);
-  if ((rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_CANTOPEN) && sys != 0) {
-    return fmt::format("{} ({})", message, std::strerror(sys));
-  }
-  return std::string(message);
-}
-
-Error SqliteDriver::database_error(std::string_view what) const {
-  Error e(ErrorCode::kDatabase, fmt::format("{} in {}: {}", what, describe(),
-                                            sqlite_message(handle(), sqlite3_errmsg(handle()))));
-  e.sqlstate = std::to_string(sqlite3_extended_errcode(handle()));
-  return e;
-}
-
-void SqliteDriver::exec(const std::string& sql, std::string_view what) {
-  char* message = nullptr;
-  if (sqlite3_exec(handle(), sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
-    std::string text = sqlite_message(handle(), message ? message : "unknown error");
-    sqlite3_free(message);
-    Error e(ErrorCode::kDatabase, fmt::format("{} in {}: {}", what, describe(), text));
-    e.sqlstate = std::to_string(sqlite3_extended_errcode(handle()));
-    throw e;
-  }
-}
-
-void SqliteDriver::begin_immediate() {
-  // IMMEDIATE takes the write lock now, so reading the state and writing the migration happen
-  // with no other writer in between; a second process waits here for the busy timeout.
-  if (sqlite3_exec(handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK) return;
-  if ((sqlite3_extended_errcode(handle()) & 0xff) == SQLITE_BUSY) {
-    throw Error(ErrorCode::kLockTimeout,
-                fmt::format("timed out after {} ms waiting for the write lock on {}: another "
-                            "connection kept it (raise --lock-timeout, or find the process "
-                            "holding the database open in a transaction)",
-                            busy_ms_, describe()));
-  }
-  throw database_error("cannot start a write transaction");
-}
-
 bool SqliteDriver::begin_checked(const DbState& expected) {
   begin_immediate();
   try {
-    ensure_table();
-    const DbState seen = read_state();
+    version_.ensure(handle());
+    const DbState seen = version_.read(handle());
     // Another connection dropped the table since this one made it: make it again.
-    if (!table_ready_) ensure_table();
+    version_.ensure(handle());
     if (seen == expected) return true;
   } catch (...) {
     rollback_quietly();
-    table_ready_ = history_ready_ = false;
+    forget_tables();
     throw;
   }
   rollback_quietly();
   return false;
 }
 
-void SqliteDriver::rollback_quietly() noexcept {
-  if (!sqlite3_get_autocommit(handle())) sqlite3_exec(handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-}
-
 void SqliteDriver::lock(std::chrono::milliseconds timeout, const std::atomic<bool>* stop) {
-  // SQLite has no lock that outlives a transaction, so a run's lock is an exclusive flock() on
-  // a file beside the database, <db>.dbstep-lock (left in place: deleting a lock file races with
-  // its next user). It keeps a second dbstep process from reading the state while this one runs
-  // a migration outside a transaction (where it would see "dirty"). golang-migrate does not take
-  // it; apply()'s state check inside BEGIN IMMEDIATE keeps the two from applying a migration
-  // twice. Where the file cannot be created (read-only folder) only that check remains.
+  // SQLite has no lock that outlives a transaction: the run's lock is <db>.dbstep-lock
+  // (lock_file.hpp), and the lock timeout becomes the busy timeout that BEGIN IMMEDIATE waits.
   if (locked_) {
     throw Error(ErrorCode::kLocked, fmt::format("{} is already locked by this process", describe()));
   }
@@ -344,48 +285,7 @@ void SqliteDriver::lock(std::chrono::milliseconds timeout, const std::atomic<boo
     busy_ms_ = static_cast<int>(std::min<std::int64_t>(timeout.count(), std::numeric_limits<int>::max()));
     if (db_) sqlite3_busy_timeout(handle(), busy_ms_);
   }
-  if (!memory_) {
-    const std::string lock_path = path_ + ".dbstep-lock";
-    int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      const auto started = std::chrono::steady_clock::now();
-      const auto deadline = started + timeout;
-      // Closes fd and says who holds the lock (the holder writes its pid into the file).
-      auto give_up = [&] {
-        char holder[32] = {};
-        [[maybe_unused]] auto n = ::pread(fd, holder, sizeof holder - 1, 0);
-        ::close(fd);
-        std::string pid(holder);
-        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-        return fmt::format("{} holds {}", pid.empty() ? "another process" : "process " + pid,
-                           lock_path);
-      };
-      auto pause = std::chrono::milliseconds(2);
-      while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno != EWOULDBLOCK && errno != EINTR) break;  // no flock here: the state check remains
-        if (std::chrono::steady_clock::now() >= deadline) {
-          throw Error(ErrorCode::kLockTimeout,
-                      fmt::format("timed out after {} ms waiting for the migration lock on {}: {}",
-                                  timeout.count(), describe(), give_up()));
-        }
-        if (sleep_unless_stopped(pause, stop)) {
-          const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::chrono::steady_clock::now() - started);
-          throw Error(ErrorCode::kStopped,
-                      fmt::format("stopped after {} ms waiting for the migration lock on {}: "
-                                  "nothing was applied; {}",
-                                  waited.count(), describe(), give_up()));
-        }
-        pause = std::min(pause * 2, std::chrono::milliseconds(50));
-      }
-      // Say who holds it, for the next process's timeout message.
-      std::string me = std::to_string(::getpid()) + "\n";
-      if (::ftruncate(fd, 0) == 0) {
-        [[maybe_unused]] auto n = ::pwrite(fd, me.data(), me.size(), 0);
-      }
-      lock_fd_ = fd;
-    }
-  }
+  if (!memory_) lock_file_.acquire(timeout, stop);
   locked_ = true;
 }
 
@@ -393,98 +293,13 @@ void SqliteDriver::unlock() {
   if (!locked_) {
     throw Error(ErrorCode::kLocked, "can't unlock, as not currently locked");
   }
-  release_lock_file();
+  lock_file_.release();
   locked_ = false;
-}
-
-void SqliteDriver::release_lock_file() noexcept {
-  if (lock_fd_ >= 0) {
-    if (::ftruncate(lock_fd_, 0) != 0) {
-      // Only the holder's pid is lost; the lock itself goes with close().
-    }
-    ::close(lock_fd_);  // releases the flock
-    lock_fd_ = -1;
-  }
-}
-
-void SqliteDriver::finalize_statements() noexcept {
-  select_state_.finalize();
-  delete_state_.finalize();
-  insert_state_.finalize();
-  history_.finalize();
-}
-
-void SqliteDriver::ensure_table() {
-  if (table_ready_) return;
-  exec(fmt::format("CREATE TABLE IF NOT EXISTS {} (version uint64, dirty bool)", quoted_table_),
-       "cannot create the version table " + table_);
-  exec(fmt::format("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (version)", quoted_index_,
-                   quote_identifier(table_)),
-       "cannot create the version table's index");
-  table_ready_ = true;
-}
-
-DbState SqliteDriver::read_state() {
-  // No table is no version. SQLite says so when preparing, or when stepping if the table was
-  // dropped after the statement was prepared (by this connection or another).
-  auto no_table = [this] {
-    return std::string_view(sqlite3_errmsg(handle())).rfind("no such table", 0) == 0;
-  };
-  sqlite3_stmt* stmt = select_state_.get(handle());
-  if (!stmt) {
-    if (no_table()) {
-      table_ready_ = false;
-      return DbState{};
-    }
-    throw database_error("cannot read the version table " + table_);
-  }
-  ResetAfterUse reset(select_state_);
-  DbState state;
-  int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_ROW) {
-    sqlite3_int64 v = sqlite3_column_int64(stmt, 0);
-    if (v >= 0) state.version = static_cast<Version>(v);
-    state.dirty = sqlite3_column_int64(stmt, 1) != 0;
-    rc = sqlite3_step(stmt);
-  }
-  if (rc != SQLITE_DONE) {
-    if (no_table()) {
-      table_ready_ = false;
-      return DbState{};
-    }
-    throw database_error("cannot read the version table " + table_);
-  }
-  return state;
-}
-
-void SqliteDriver::write_state(const DbState& state) {
-  if (state.version && *state.version > static_cast<Version>(std::numeric_limits<std::int64_t>::max())) {
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("version {} is larger than SQLite's largest integer", *state.version));
-  }
-  auto run = [this](CachedStatement& statement, auto&& bind) {
-    sqlite3_stmt* stmt = statement.get(handle());
-    if (!stmt) throw database_error("cannot update the version table " + table_);
-    ResetAfterUse reset(statement);
-    bind(stmt);
-    if (sqlite3_step(stmt) != SQLITE_DONE) {
-      throw database_error("cannot update the version table " + table_);
-    }
-  };
-  run(delete_state_, [](sqlite3_stmt*) {});
-  // golang-migrate stores (-1, dirty) as a row and (-1, clean) as no row.
-  if (state.version || state.dirty) {
-    std::int64_t v = state.version ? static_cast<std::int64_t>(*state.version) : -1;
-    run(insert_state_, [&](sqlite3_stmt* stmt) {
-      sqlite3_bind_int64(stmt, 1, v);
-      sqlite3_bind_int(stmt, 2, state.dirty ? 1 : 0);
-    });
-  }
 }
 
 DbState SqliteDriver::state() {
   if (!open_connection(false)) return DbState{};
-  return read_state();
+  return version_.read(handle());
 }
 
 void SqliteDriver::run_file(const Step& step, Wrap wrap) {
@@ -509,7 +324,9 @@ void SqliteDriver::run_file(const Step& step, Wrap wrap) {
         case sqlite::TxRole::kNeedsNoTransaction:
           throw NeedsNoTransaction{};
         case sqlite::TxRole::kForeignKeysPragma:
-          if (wrap == Wrap::kTransaction && foreign_keys_on()) throw NeedsForeignKeysOff{};
+          if (wrap == Wrap::kTransaction && sqlite::foreign_keys_on(handle())) {
+            throw NeedsForeignKeysOff{};
+          }
           break;
         case sqlite::TxRole::kRun:
           break;
@@ -535,28 +352,17 @@ void SqliteDriver::run_file(const Step& step, Wrap wrap) {
 void SqliteDriver::restore_state_quietly(const DbState& state) noexcept {
   try {
     begin_immediate();
-    write_state(state);
+    version_.write(handle(), state);
     exec("COMMIT", "cannot take back the dirty mark");
   } catch (...) {
     rollback_quietly();
   }
 }
 
-bool SqliteDriver::foreign_keys_on() {
-  sqlite3_stmt* stmt = nullptr;
-  bool on = false;
-  if (sqlite3_prepare_v2(handle(), "PRAGMA foreign_keys", -1, &stmt, nullptr) == SQLITE_OK &&
-      sqlite3_step(stmt) == SQLITE_ROW) {
-    on = sqlite3_column_int(stmt, 0) != 0;
-  }
-  sqlite3_finalize(stmt);
-  return on;
-}
-
 void SqliteDriver::check_foreign_keys(const Step& step) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(handle(), "PRAGMA foreign_key_check", -1, &stmt, nullptr) != SQLITE_OK) {
-    throw database_error("cannot check foreign keys");
+    throw sqlite::database_error(handle(), "cannot check foreign keys", description_);
   }
   std::vector<std::string> problems;
   while (sqlite3_step(stmt) == SQLITE_ROW && problems.size() < 5) {
@@ -596,53 +402,7 @@ void SqliteDriver::append_history(const Step& step, std::chrono::steady_clock::t
 std::optional<std::string> SqliteDriver::backup(const DbState& state) {
   check_backup();
   if (!open_connection(false)) return std::nullopt;  // no file yet: nothing to lose
-  {
-    // A database without a single table, index or view (a new, empty file) holds nothing either.
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(handle(), "SELECT 1 FROM sqlite_master LIMIT 1", -1, &stmt, nullptr) !=
-        SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      throw database_error("cannot read the schema before the backup");
-    }
-    const bool empty = sqlite3_step(stmt) != SQLITE_ROW;
-    sqlite3_finalize(stmt);
-    if (empty) return std::nullopt;
-  }
-  const std::string target =
-      fmt::format("{}.backup-v{}-{}", path_, to_string(state.version), utc_stamp());
-  auto failed = [&](std::string_view why) {
-    return Error(ErrorCode::kDatabase,
-                 fmt::format("cannot back up {} to {}: {}; no migration was run", describe(),
-                             target, why));
-  };
-  // O_EXCL: an existing file of that name (another backup this second) is never overwritten.
-  const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw failed(std::strerror(errno));
-  ::close(fd);
-  auto remove_copy = [&] {
-    std::error_code ec;
-    std::filesystem::remove(target, ec);
-    std::filesystem::remove(target + "-journal", ec);
-  };
-  try {
-    SQLite::Database copy(target, SQLite::OPEN_READWRITE);
-    SQLite::Backup backup(copy, *db_);
-    // Every page in one step, so the copy is one consistent moment. Another connection writing
-    // (BUSY, LOCKED) is waited for up to the busy timeout.
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_ms_);
-    int rc;
-    while ((rc = backup.executeStep(-1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) {
-      if (std::chrono::steady_clock::now() >= give_up) {
-        throw SQLite::Exception("the database stayed locked by another connection", rc);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (rc != SQLITE_DONE) throw SQLite::Exception("the copy did not finish", rc);
-  } catch (const SQLite::Exception& e) {
-    remove_copy();
-    throw failed(e.what());
-  }
-  return target;
+  return sqlite::back_up(*db_, path_, description_, state, busy_ms_);
 }
 
 void SqliteDriver::remove_if_empty() noexcept {
@@ -651,7 +411,7 @@ void SqliteDriver::remove_if_empty() noexcept {
   interruptible_.store(nullptr);
   finalize_statements();
   db_.reset();
-  table_ready_ = history_ready_ = false;
+  forget_tables();
   std::filesystem::remove(path_, ec);
   std::filesystem::remove(path_ + "-journal", ec);
 }
@@ -678,20 +438,20 @@ bool SqliteDriver::apply_step(const Step& step, const DbState& expected) {
       if (step.has_file()) run_file(step, wrap);
       if (keys_off) check_foreign_keys(step);
       append_history(step, started);
-      write_state(done);
+      version_.write(handle(), done);
       exec("COMMIT", "cannot commit migration " + std::to_string(step.version));
       return true;
     } catch (const NeedsNoTransaction&) {
       rollback_quietly();
-      table_ready_ = history_ready_ = false;  // the rollback may have undone their creation
+      forget_tables();  // the rollback may have undone their creation
       wrap = Wrap::kNone;
     } catch (const NeedsForeignKeysOff&) {
       rollback_quietly();
-      table_ready_ = history_ready_ = false;
+      forget_tables();
       wrap = Wrap::kForeignKeysOff;
     } catch (...) {
       rollback_quietly();
-      table_ready_ = history_ready_ = false;
+      forget_tables();
       throw;
     }
   }
@@ -699,11 +459,11 @@ bool SqliteDriver::apply_step(const Step& step, const DbState& expected) {
   // golang-migrate's dirty protocol: {target, dirty}, the file as written, {target, clean}.
   if (!begin_checked(expected)) return false;
   try {
-    write_state(DbState{step.target, true});
+    version_.write(handle(), DbState{step.target, true});
     exec("COMMIT", "cannot mark the database dirty");
   } catch (...) {
     rollback_quietly();
-    table_ready_ = false;
+    version_.forget();
     throw;
   }
   try {
@@ -741,7 +501,7 @@ bool SqliteDriver::apply_step(const Step& step, const DbState& expected) {
   begin_immediate();
   try {
     append_history(step, started);
-    write_state(done);
+    version_.write(handle(), done);
     exec("COMMIT", "cannot mark the database clean");
   } catch (...) {
     rollback_quietly();
@@ -775,12 +535,12 @@ bool SqliteDriver::apply_steps(const DbState& expected, const StepFeed& next) {
       append_history(*step, started);
       last = DbState{step->target, false};
     }
-    if (last) write_state(*last);
+    if (last) version_.write(handle(), *last);
     exec("COMMIT", "cannot commit the migrations");
     return true;
   } catch (...) {
     rollback_quietly();
-    table_ready_ = history_ready_ = false;
+    forget_tables();
     throw;
   }
 }
@@ -791,18 +551,18 @@ void SqliteDriver::record_state(const DbState& state, const std::vector<HistoryR
   open_connection(true);
   begin_immediate();
   try {
-    table_ready_ = false;  // rare enough to check: another connection may have dropped it
-    ensure_table();
-    write_state(state);
+    version_.forget();  // rare enough to check: another connection may have dropped it
+    version_.ensure(handle());
+    version_.write(handle(), state);
     if (!rows.empty()) {
       history_.ensure(handle());
       const auto now = std::chrono::steady_clock::now();
       for (const auto& row : rows) history_.append(handle(), row, now);
     }
-    exec("COMMIT", "cannot update the version table " + table_);
+    exec("COMMIT", "cannot update the version table " + version_.name());
   } catch (...) {
     rollback_quietly();
-    table_ready_ = history_ready_ = false;
+    forget_tables();
     throw;
   }
 }
@@ -830,52 +590,11 @@ std::map<Version, std::string> SqliteDriver::stored_downs(const std::vector<Vers
 
 void SqliteDriver::drop() {
   if (!open_connection(false)) return;  // no file: nothing to drop
-  // Foreign keys would make dropping a parent table fail (or cascade row by row); the pragma
-  // cannot change inside a transaction, so it is switched off around it and restored.
-  bool foreign_keys = false;
-  {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(handle(), "PRAGMA foreign_keys", -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      foreign_keys = sqlite3_column_int(stmt, 0) != 0;
-    }
-    sqlite3_finalize(stmt);
-  }
-  if (foreign_keys) exec("PRAGMA foreign_keys = OFF", "cannot switch off foreign keys");
-  begin_immediate();
-  try {
-    std::vector<std::pair<std::string, std::string>> objects;  // (type, name)
-    sqlite3_stmt* stmt = nullptr;
-    // Views first (they may name tables); indexes and triggers go with their tables. SQLite's own
-    // tables (sqlite_sequence, sqlite_stat1 ...) cannot be dropped and are skipped.
-    const char* sql =
-        "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'table') "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type = 'table', name";
-    if (sqlite3_prepare_v2(handle(), sql, -1, &stmt, nullptr) != SQLITE_OK) {
-      throw database_error("cannot list the schema");
-    }
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      objects.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
-                           reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)));
-    }
-    sqlite3_finalize(stmt);
-    for (const auto& [type, name] : objects) {
-      exec(fmt::format("DROP {} IF EXISTS {}", type == "view" ? "VIEW" : "TABLE", quote_identifier(name)),
-           fmt::format("cannot drop {} {}", type, name));
-    }
-    exec("COMMIT", "cannot commit the drop");
-  } catch (...) {
-    rollback_quietly();
-    if (foreign_keys) sqlite3_exec(handle(), "PRAGMA foreign_keys = ON", nullptr, nullptr, nullptr);
-    throw;
-  }
-  table_ready_ = history_ready_ = false;
-  // The version and history tables are gone: their statements are prepared again when they are
-  // back. (They are
-  // reset, so they hold nothing that would keep VACUUM from running.)
+  // The version and history tables go too: their statements are prepared again when they are
+  // back.
   finalize_statements();
-  if (foreign_keys) exec("PRAGMA foreign_keys = ON", "cannot switch foreign keys back on");
-  exec("VACUUM", "cannot vacuum after dropping");
+  forget_tables();
+  sqlite::drop_everything(handle(), description_, busy_ms_);
 }
 
 }  // namespace
