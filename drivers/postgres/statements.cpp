@@ -147,7 +147,11 @@ bool may_need_tree(std::string_view statement) {
   static constexpr std::array<std::string_view, 10> kKeywords = {
       "concurrently", "reindex",      "vacuum",  "system",  "database",
       "tablespace",   "subscription", "cluster", "discard", "copy"};
-  const std::string lower = ascii_lower(statement);
+  // ASCII letters only, without the C library's locale-aware tolower() per byte.
+  std::string lower(statement);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+  }
   for (auto k : kKeywords) {
     if (lower.find(k) != std::string::npos) return true;
   }
