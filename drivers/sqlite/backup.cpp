@@ -1,19 +1,18 @@
 #include "drivers/sqlite/backup.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <SQLiteCpp/Backup.h>
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "core/error.hpp"
 #include "drivers/sqlite/driver_sql.hpp"
@@ -32,42 +31,35 @@ std::string utc_stamp() {
   return text;
 }
 
-} // namespace
+}  // namespace
 
-std::optional<std::string> back_up(SQLite::Database &db,
-                                   const std::string &path,
-                                   std::string_view database,
-                                   const DbState &state, int busy_ms) {
+std::optional<std::string> back_up(SQLite::Database& db, const std::string& path,
+                                   std::string_view database, const DbState& state, int busy_ms) {
   {
     // A database without a single table, index or view (a new, empty file)
     // holds nothing either.
-    sqlite3 *handle = db.getHandle();
-    sqlite3_stmt *stmt = nullptr;
-    if (sqlite3_prepare_v2(handle, "SELECT 1 FROM sqlite_master LIMIT 1", -1,
-                           &stmt, nullptr) != SQLITE_OK) {
+    sqlite3* handle = db.getHandle();
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(handle, "SELECT 1 FROM sqlite_master LIMIT 1", -1, &stmt, nullptr) !=
+        SQLITE_OK) {
       sqlite3_finalize(stmt);
-      throw database_error(handle, "cannot read the schema before the backup",
-                           database);
+      throw database_error(handle, "cannot read the schema before the backup", database);
     }
     const bool empty = sqlite3_step(stmt) != SQLITE_ROW;
     sqlite3_finalize(stmt);
-    if (empty)
-      return std::nullopt;
+    if (empty) return std::nullopt;
   }
-  const std::string target = fmt::format("{}.backup-v{}-{}", path,
-                                         to_string(state.version), utc_stamp());
+  const std::string target =
+      fmt::format("{}.backup-v{}-{}", path, to_string(state.version), utc_stamp());
   auto failed = [&](std::string_view why) {
     return Error(
         ErrorCode::kDatabase,
-        fmt::format("cannot back up {} to {}: {}; no migration was run",
-                    database, target, why));
+        fmt::format("cannot back up {} to {}: {}; no migration was run", database, target, why));
   };
   // O_EXCL: an existing file of that name (another backup this second) is never
   // overwritten.
-  const int fd =
-      ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw failed(std::strerror(errno));
+  const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw failed(std::strerror(errno));
   ::close(fd);
   auto remove_copy = [&] {
     std::error_code ec;
@@ -79,24 +71,20 @@ std::optional<std::string> back_up(SQLite::Database &db,
     SQLite::Backup backup(copy, db);
     // Every page in one step, so the copy is one consistent moment. Another
     // connection writing (BUSY, LOCKED) is waited for up to the busy timeout.
-    const auto give_up =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_ms);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_ms);
     int rc;
-    while ((rc = backup.executeStep(-1)) == SQLITE_BUSY ||
-           rc == SQLITE_LOCKED) {
+    while ((rc = backup.executeStep(-1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) {
       if (std::chrono::steady_clock::now() >= give_up) {
-        throw SQLite::Exception(
-            "the database stayed locked by another connection", rc);
+        throw SQLite::Exception("the database stayed locked by another connection", rc);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (rc != SQLITE_DONE)
-      throw SQLite::Exception("the copy did not finish", rc);
-  } catch (const SQLite::Exception &e) {
+    if (rc != SQLITE_DONE) throw SQLite::Exception("the copy did not finish", rc);
+  } catch (const SQLite::Exception& e) {
     remove_copy();
     throw failed(e.what());
   }
   return target;
 }
 
-} // namespace dbstep::drivers::sqlite
+}  // namespace dbstep::drivers::sqlite

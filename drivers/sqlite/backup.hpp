@@ -17,7 +17,7 @@
 
 namespace SQLite {
 class Database;
-} // namespace SQLite
+}  // namespace SQLite
 
 namespace dbstep::drivers::sqlite {
 
@@ -26,9 +26,7 @@ namespace dbstep::drivers::sqlite {
 // the copy's path, or nullopt when the database holds not a single table, index
 // or view (nothing to lose). Throws Error(kDatabase) naming the database and
 // the copy ("...; no migration was run").
-std::optional<std::string> back_up(SQLite::Database &db,
-                                   const std::string &path,
-                                   std::string_view database,
-                                   const DbState &state, int busy_ms);
+std::optional<std::string> back_up(SQLite::Database& db, const std::string& path,
+                                   std::string_view database, const DbState& state, int busy_ms);
 
-} // namespace dbstep::drivers::sqlite
+}  // namespace dbstep::drivers::sqlite

@@ -17,28 +17,26 @@ namespace dbstep::drivers::sqlite {
 // SQLite's `message`, with the operating system's reason for an I/O error
 // ("disk I/O error: File too large" under a file-size limit, "No space left on
 // device" on a full disk).
-std::string sqlite_message(sqlite3 *db, std::string_view message);
+std::string sqlite_message(sqlite3* db, std::string_view message);
 
 // Error(kDatabase) "<what> in <database>: <SQLite's current error>", its
 // extended code as the sqlstate.
-Error database_error(sqlite3 *db, std::string_view what,
-                     std::string_view database);
+Error database_error(sqlite3* db, std::string_view what, std::string_view database);
 
 // Runs `sql`; throws Error(kDatabase) as database_error() does, with SQLite's
 // message for it.
-void exec(sqlite3 *db, const std::string &sql, std::string_view what,
-          std::string_view database);
+void exec(sqlite3* db, const std::string& sql, std::string_view what, std::string_view database);
 
 // BEGIN IMMEDIATE: takes the write lock now, waiting for another connection up
 // to the busy timeout (`busy_ms`, for the message). Throws Error(kLockTimeout)
 // when it stayed busy, Error(kDatabase) otherwise.
-void begin_immediate(sqlite3 *db, std::string_view database, int busy_ms);
+void begin_immediate(sqlite3* db, std::string_view database, int busy_ms);
 
 // Rolls back the open transaction, if any; never fails.
-void rollback_quietly(sqlite3 *db) noexcept;
+void rollback_quietly(sqlite3* db) noexcept;
 
 // PRAGMA foreign_keys: whether the connection enforces them (false when it
 // cannot tell).
-bool foreign_keys_on(sqlite3 *db);
+bool foreign_keys_on(sqlite3* db);
 
-} // namespace dbstep::drivers::sqlite
+}  // namespace dbstep::drivers::sqlite

@@ -6,8 +6,7 @@
 // Foreign keys would make dropping a parent table fail (or cascade row by row),
 // and the pragma cannot change inside a transaction: when they are on, they are
 // switched off before the transaction and back on after it, whether the drop
-// worked or not (but not when the write lock could not be had: they then stay
-// off on this connection).
+// worked or not, the write lock included.
 //
 // The caller finalizes its prepared statements of the version and history
 // tables first: the tables are gone, and the statements are prepared again once
@@ -24,6 +23,6 @@ namespace dbstep::drivers::sqlite {
 // timeout. Throws Error(kLockTimeout) when another connection kept the write
 // lock, Error(kDatabase) naming what could not be listed or dropped; nothing is
 // then dropped.
-void drop_everything(sqlite3 *db, std::string_view database, int busy_ms);
+void drop_everything(sqlite3* db, std::string_view database, int busy_ms);
 
-} // namespace dbstep::drivers::sqlite
+}  // namespace dbstep::drivers::sqlite

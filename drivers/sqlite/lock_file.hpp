@@ -19,28 +19,27 @@
 namespace dbstep::drivers::sqlite {
 
 class LockFile {
-public:
+ public:
   // `database_path`: the database file; `database`: as the driver describes it,
   // for messages.
-  LockFile(const std::string &database_path, std::string database)
+  LockFile(const std::string& database_path, std::string database)
       : path_(database_path + ".dbstep-lock"), database_(std::move(database)) {}
-  LockFile(const LockFile &) = delete;
-  LockFile &operator=(const LockFile &) = delete;
+  LockFile(const LockFile&) = delete;
+  LockFile& operator=(const LockFile&) = delete;
   ~LockFile() { release(); }
 
   // Waits at most `timeout` for the lock, polling. Throws Error(kLockTimeout)
   // or, when *stop became true meanwhile, Error(kStopped), each naming the
   // process that holds it.
-  void acquire(std::chrono::milliseconds timeout,
-               const std::atomic<bool> *stop);
+  void acquire(std::chrono::milliseconds timeout, const std::atomic<bool>* stop);
   // Lets the lock go (closing the file releases the flock); nothing when not
   // held.
   void release() noexcept;
 
-private:
+ private:
   std::string path_;
   std::string database_;
-  int fd_ = -1; // the flock()ed file while held
+  int fd_ = -1;  // the flock()ed file while held
 };
 
-} // namespace dbstep::drivers::sqlite
+}  // namespace dbstep::drivers::sqlite

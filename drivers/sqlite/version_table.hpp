@@ -25,22 +25,22 @@
 namespace dbstep::drivers::sqlite {
 
 class VersionTable {
-public:
+ public:
   // `table` as x-migrations-table names it; `database` as the driver describes
   // the database, for messages.
-  VersionTable(const TableName &table, std::string database);
+  VersionTable(const TableName& table, std::string database);
   // The table's name in its schema, for messages.
-  const std::string &name() const { return table_; }
+  const std::string& name() const { return table_; }
 
   // Creates the table and its index if missing (in the caller's transaction);
   // does nothing once they are known to exist. Throws Error(kDatabase).
-  void ensure(sqlite3 *db);
+  void ensure(sqlite3* db);
   // The stored state; {none, clean} when the table does not exist (it is then
   // no longer known to exist). Throws Error(kDatabase) naming the table.
-  DbState read(sqlite3 *db);
+  DbState read(sqlite3* db);
   // Replaces the row with `state`. Throws Error(kInvalidArgument) for a version
   // past SQLite's largest integer, Error(kDatabase) naming the table.
-  void write(sqlite3 *db, const DbState &state);
+  void write(sqlite3* db, const DbState& state);
   // The table may be gone (a rollback undid its creation, another connection
   // dropped it): the next ensure() makes it again if needed.
   void forget() noexcept { ready_ = false; }
@@ -51,15 +51,15 @@ public:
     insert_.finalize();
   }
 
-private:
+ private:
   std::string table_;
   std::string quoted_table_;
   std::string quoted_index_;
   std::string database_;
-  bool ready_ = false; // the table is known to exist
+  bool ready_ = false;  // the table is known to exist
   CachedStatement select_;
   CachedStatement delete_;
   CachedStatement insert_;
 };
 
-} // namespace dbstep::drivers::sqlite
+}  // namespace dbstep::drivers::sqlite

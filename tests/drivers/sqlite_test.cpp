@@ -234,6 +234,27 @@ TEST_CASE("sqlite: drop skips SQLite's own tables (AUTOINCREMENT's sqlite_sequen
   CHECK(db.execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").getInt() == 0);
 }
 
+TEST_CASE("sqlite: a drop that cannot get the write lock leaves foreign keys on") {
+  TempDir dir;
+  auto file = (dir / "fkdrop.db").string();
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + file + "?_foreign_keys=1&_busy_timeout=50"));
+  CHECK(d->apply(up_step(1,
+                         "CREATE TABLE parent (id INTEGER PRIMARY KEY);\n"
+                         "CREATE TABLE child (pid INTEGER REFERENCES parent (id));\n"),
+                 {}));
+  {
+    SQLite::Database other(file, SQLite::OPEN_READWRITE);
+    other.exec("BEGIN IMMEDIATE");
+    auto e = capture_error([&] { d->drop(); });
+    CHECK(e.code() == ErrorCode::kLockTimeout);
+    other.exec("ROLLBACK");
+  }
+  // Nothing was dropped, and the connection still enforces the references.
+  auto e = capture_error([&] { d->apply(up_step(2, "INSERT INTO child VALUES (42);"), DbState{1, false}); });
+  CHECK(e.code() == ErrorCode::kMigrationFailed);
+  CHECK(d->state() == DbState{1, false});
+}
+
 TEST_CASE("sqlite: a write lock held elsewhere past the lock timeout is a lock timeout") {
   TempDir dir;
   auto file = (dir / "busy.db").string();
