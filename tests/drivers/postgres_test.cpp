@@ -1198,6 +1198,27 @@ TEST_CASE("postgres: x-history-table follows the version table's name, schema an
   }
 }
 
+TEST_CASE("postgres: history: a row id another connection took meanwhile is read again, once") {
+  // The driver counts the history's ids itself after reading the largest once. Another
+  // connection that appends rows without moving the version (record_state() with the same
+  // state: a repair, a baseline row) makes that count stale: the step's row is refused by the
+  // primary key, the step is rolled back and runs again with the id read anew.
+  PostgresFixture fx;
+  auto a = fx.open();
+  REQUIRE(a->apply(with_row(up_step(1, "CREATE TABLE one (x int);")), kNone));
+  auto b = fx.open();
+  b->record_state({1, false}, {hand_row(1, HistoryKind::kRepaired)});
+  REQUIRE(a->apply(with_row(up_step(2, "CREATE TABLE two (x int); INSERT INTO two VALUES (2);")),
+                   DbState{1, false}));
+  CHECK(a->state() == DbState{2, false});
+  CHECK(fx.query_int("SELECT COUNT(*) FROM two") == 1);
+  CHECK(fx.query("SELECT string_agg(id || ':' || version || ':' || kind, ',' ORDER BY id) FROM "
+                 "schema_migrations_history") == "1:1:applied,2:1:repaired,3:2:applied");
+  // And the count goes on from there.
+  REQUIRE(a->apply(with_row(up_step(3, "SELECT 1;")), DbState{2, false}));
+  CHECK(fx.query_int("SELECT max(id) FROM schema_migrations_history") == 4);
+}
+
 TEST_CASE("postgres: history: record_state writes the state and its rows in one transaction") {
   PostgresFixture fx;
   auto d = fx.open();
