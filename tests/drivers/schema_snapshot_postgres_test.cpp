@@ -51,5 +51,5 @@ TEST_CASE("schema snapshot postgres: diff finds an added column, a changed defau
 }
 
 TEST_CASE("verify postgres: fixtures that fail each way, and sets that pass") {
-  check_fixtures("postgres", pg_server());
+  check_fixtures("postgres", postgres_server_url());
 }

@@ -5,7 +5,6 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -19,11 +18,14 @@
 #include "core/schema_snapshot.hpp"
 #include "core/verify.hpp"
 #include "dbstep/dbstep.hpp"
+#include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
 namespace dbstep::testing::schema {
 
 using namespace dbstep;
+using dbstep::testing::pg_exec;
+using dbstep::testing::postgres_server_url;
 using dbstep::testing::TempDir;
 using dbstep::testing::write_file;
 
@@ -33,23 +35,6 @@ inline Registry builtin() {
   Registry r;
   register_builtin(r);
   return r;
-}
-
-inline std::string pg_server() {
-  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
-  if (!url || !*url) throw std::runtime_error("DBSTEP_TEST_POSTGRES_URL is not set");
-  return url;
-}
-
-inline void pg_exec(const std::string& url, const std::string& sql) {
-  PGconn* c = PQconnectdb(url.c_str());
-  PGresult* r = PQexec(c, sql.c_str());
-  const bool ok = PQstatus(c) == CONNECTION_OK && (PQresultStatus(r) == PGRES_COMMAND_OK ||
-                                                   PQresultStatus(r) == PGRES_TUPLES_OK);
-  std::string err = ok ? "" : std::string(PQerrorMessage(c));
-  PQclear(r);
-  PQfinish(c);
-  if (!ok) throw std::runtime_error(err + " in: " + sql);
 }
 
 // A database to test on: a SQLite file in a temp folder, or a new PostgreSQL database made
@@ -85,7 +70,7 @@ inline std::unique_ptr<Db> pg_db() {
   auto db = std::make_unique<Db>();
   std::random_device rd;
   const std::string name = fmt::format("snap_{:08x}", rd());
-  std::shared_ptr<Driver> origin = builtin().open_driver(pg_server());
+  std::shared_ptr<Driver> origin = builtin().open_driver(postgres_server_url());
   db->url = origin->create_scratch_database(name);
   db->exec = [url = db->url](const std::string& sql) { pg_exec(url, sql); };
   db->cleanup = [origin, name] { origin->drop_scratch_database(name); };

@@ -8,7 +8,6 @@
 // Each case is a doctest subcase named after its folder, so a failure names the case.
 
 #include <doctest/doctest.h>
-#include <libpq-fe.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>
@@ -30,6 +29,7 @@
 #include "core/driver.hpp"
 #include "dbstep/dbstep.hpp"
 #include "tests/e2e/run.hpp"
+#include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
 using namespace dbstep::testing;
@@ -168,40 +168,6 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-std::string server_url() {
-  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
-  if (!url || !*url) {
-    throw std::runtime_error("DBSTEP_TEST_POSTGRES_URL is not set: run the tests through "
-                             "scripts/test.sh, which starts a PostgreSQL server");
-  }
-  return url;
-}
-
-// The server URL with its database replaced by `db`.
-std::string pg_url_for(const std::string& db) {
-  std::string url = server_url();
-  auto query = url.find('?');
-  std::string head = url.substr(0, query);
-  std::string tail = query == std::string::npos ? "" : url.substr(query);
-  head.erase(head.find('/', head.find("://") + 3));
-  return head + "/" + db + tail;
-}
-
-void pg_exec(const std::string& url, const std::string& sql) {
-  PGconn* c = PQconnectdb(url.c_str());
-  if (PQstatus(c) != CONNECTION_OK) {
-    std::string e = PQerrorMessage(c);
-    PQfinish(c);
-    throw std::runtime_error(e);
-  }
-  PGresult* r = PQexec(c, sql.c_str());
-  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK;
-  std::string err = PQresultErrorMessage(r);
-  PQclear(r);
-  PQfinish(c);
-  if (!ok) throw std::runtime_error(fmt::format("{}: {}", sql, err));
-}
-
 // pg_dump from PostgreSQL 15's client (DBSTEP_PG_BIN, else Debian's path, else PATH), without
 // the \restrict lines whose key is random on every run.
 std::string pg_dump(const std::string& url, const fs::path& tmp) {
@@ -260,14 +226,14 @@ class CaseDatabase {
     } else {
       std::random_device rd;
       pg_name_ = fmt::format("bad_input_{:08x}{:08x}", rd(), rd());
-      pg_exec(server_url(), "CREATE DATABASE " + pg_name_);
-      plain_url_ = pg_url_for(pg_name_);
+      pg_exec(postgres_server_url(), "CREATE DATABASE " + pg_name_);
+      plain_url_ = url_with_database(postgres_server_url(), pg_name_);
     }
   }
   ~CaseDatabase() {
     if (!pg_name_.empty()) {
       try {
-        pg_exec(server_url(), "DROP DATABASE IF EXISTS " + pg_name_ + " WITH (FORCE)");
+        pg_exec(postgres_server_url(), "DROP DATABASE IF EXISTS " + pg_name_ + " WITH (FORCE)");
       } catch (...) {
       }
     }
@@ -277,10 +243,7 @@ class CaseDatabase {
 
   const std::string& plain_url() const { return plain_url_; }
   // The URL with the case's extra parameters.
-  std::string url(const std::string& params) const {
-    if (params.empty()) return plain_url_;
-    return plain_url_ + (plain_url_.find('?') == std::string::npos ? "?" : "&") + params;
-  }
+  std::string url(const std::string& params) const { return url_with_params(plain_url_, params); }
 
   void exec(const std::string& sql) {
     if (backend_ == Backend::kSqlite) {

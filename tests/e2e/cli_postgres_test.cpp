@@ -3,59 +3,20 @@
 // database of its own.
 
 #include <doctest/doctest.h>
-#include <libpq-fe.h>
-
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <set>
-#include <stdexcept>
 #include <string>
 
 #include "tests/e2e/run.hpp"
+#include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
 using namespace dbstep::testing;
 
 namespace {
-
-std::string server_url() {
-  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
-  if (!url || !*url) {
-    throw std::runtime_error("DBSTEP_TEST_POSTGRES_URL is not set: run the tests through "
-                             "scripts/test.sh, which starts a PostgreSQL server");
-  }
-  return url;
-}
-
-// The server URL with its database replaced by `db`.
-std::string url_for(const std::string& db) {
-  std::string url = server_url();
-  auto query = url.find('?');
-  std::string head = url.substr(0, query), tail = query == std::string::npos ? "" : url.substr(query);
-  head.erase(head.find('/', head.find("://") + 3));
-  return head + "/" + db + tail;
-}
-
-std::string exec_scalar(const std::string& url, const std::string& sql) {
-  PGconn* c = PQconnectdb(url.c_str());
-  if (PQstatus(c) != CONNECTION_OK) {
-    std::string e = PQerrorMessage(c);
-    PQfinish(c);
-    throw std::runtime_error(e);
-  }
-  PGresult* r = PQexec(c, sql.c_str());
-  std::string out;
-  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK;
-  std::string err = PQresultErrorMessage(r);
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
-  PQclear(r);
-  PQfinish(c);
-  if (!ok) throw std::runtime_error(err);
-  return out;
-}
 
 // A database of its own for one test case, dropped at the end.
 struct TestDatabase {
@@ -64,23 +25,23 @@ struct TestDatabase {
   TestDatabase() {
     std::random_device rd;
     name = fmt::format("e2e_{:08x}", rd());
-    exec_scalar(server_url(), "CREATE DATABASE " + name);
-    url = url_for(name);
+    pg_exec(postgres_server_url(), "CREATE DATABASE " + name);
+    url = url_with_database(postgres_server_url(), name);
   }
   ~TestDatabase() {
     try {
-      exec_scalar(server_url(), "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+      pg_exec(postgres_server_url(), "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
     } catch (...) {
     }
   }
-  std::string scalar(const std::string& sql) const { return exec_scalar(url, sql); }
+  std::string scalar(const std::string& sql) const { return pg_scalar(url, sql); }
   std::set<std::string> tables() const {
-    PGconn* c = PQconnectdb(url.c_str());
-    PGresult* r = PQexec(c, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'");
     std::set<std::string> out;
-    for (int i = 0; i < PQntuples(r); ++i) out.insert(PQgetvalue(r, i, 0));
-    PQclear(r);
-    PQfinish(c);
+    for (const auto& row :
+         PgConnection(url).query("SELECT table_name FROM information_schema.tables "
+                                 "WHERE table_schema = 'public'")) {
+      out.insert(row[0]);
+    }
     return out;
   }
 };

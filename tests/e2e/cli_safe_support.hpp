@@ -5,7 +5,6 @@
 
 #include <pwd.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -65,43 +64,18 @@ struct Limits {
 // run_dbstep() with limits applied in the child.
 inline RunResult run_dbstep_limited(const std::vector<std::string>& args,
                                     const std::filesystem::path& cwd, const Limits& limits) {
-  const auto out_path = cwd / ".limited-out";
-  const auto err_path = cwd / ".limited-err";
   const passwd* nobody = ::getpwnam("nobody");
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    if (::chdir(cwd.c_str()) != 0) _exit(126);
-    ::unsetenv("DATABASE_URL");
-    ::unsetenv("DBSTEP_SOURCE");
-    if (limits.file_size) {
-      rlimit r{*limits.file_size, *limits.file_size};
-      ::setrlimit(RLIMIT_FSIZE, &r);
-    }
-    if (limits.as_nobody && ::geteuid() == 0 && nobody) {
-      if (::setgid(nobody->pw_gid) != 0 || ::setuid(nobody->pw_uid) != 0) _exit(125);
-    }
-    std::vector<char*> argv;
-    std::string bin = DBSTEP_BINARY;
-    argv.push_back(bin.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  RunResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  std::filesystem::remove(out_path);
-  std::filesystem::remove(err_path);
-  return r;
+  return Process(args, cwd, {},
+                 [&] {
+                   if (limits.file_size) {
+                     rlimit r{*limits.file_size, *limits.file_size};
+                     ::setrlimit(RLIMIT_FSIZE, &r);
+                   }
+                   if (limits.as_nobody && ::geteuid() == 0 && nobody) {
+                     if (::setgid(nobody->pw_gid) != 0 || ::setuid(nobody->pw_uid) != 0) _exit(125);
+                   }
+                 })
+      .wait();
 }
 
 }  // namespace dbstep::testing

@@ -3,15 +3,14 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
 
 #include "tests/e2e/run.hpp"
+#include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
 using namespace dbstep::testing;
@@ -20,31 +19,9 @@ namespace {
 
 const std::string kVerifyData = std::string(DBSTEP_TEST_DATA_DIR) + "/verify/";
 
-std::string pg_server() {
-  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
-  if (!url || !*url) throw std::runtime_error("DBSTEP_TEST_POSTGRES_URL is not set");
-  return url;
-}
-
-std::string pg_scalar(const std::string& url, const std::string& sql) {
-  PGconn* c = PQconnectdb(url.c_str());
-  PGresult* r = PQexec(c, sql.c_str());
-  const bool ok = PQstatus(c) == CONNECTION_OK && (PQresultStatus(r) == PGRES_COMMAND_OK ||
-                                                   PQresultStatus(r) == PGRES_TUPLES_OK);
-  std::string out = ok && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
-                        ? PQgetvalue(r, 0, 0)
-                        : "";
-  std::string err = ok ? "" : std::string(PQerrorMessage(c));
-  PQclear(r);
-  PQfinish(c);
-  if (!ok) throw std::runtime_error(err + " in: " + sql);
-  return out;
-}
-
 // The server URL with user=ROLE added (libpq: a later keyword wins).
 std::string as_role(const std::string& role) {
-  const std::string url = pg_server();
-  return url + (url.find('?') == std::string::npos ? "?" : "&") + "user=" + role;
+  return url_with_params(postgres_server_url(), "user=" + role);
 }
 
 // Whether the database the report `out` names as its scratch database still exists (other
@@ -53,7 +30,7 @@ bool scratch_left(const std::string& out) {
   const auto at = out.find("dbname=dbstep_verify_");
   if (at == std::string::npos) throw std::runtime_error("no scratch database named in: " + out);
   const std::string name = out.substr(at + 7, std::string("dbstep_verify_").size() + 12);
-  return pg_scalar(pg_server(),
+  return pg_scalar(postgres_server_url(),
                    "SELECT count(*) FROM pg_database WHERE datname = '" + name + "'") != "0";
 }
 
@@ -64,7 +41,7 @@ TEST_CASE("e2e verify: the default embedded migration set, PostgreSQL") {
   // back as the last column.
   TempDir dir;
   {
-    const std::string db = pg_server();
+    const std::string db = postgres_server_url();
     auto r = run_dbstep({"verify", "--json", "-s", "embedded://", "-d", db}, dir.path());
     INFO(r.out << r.err);
     CHECK(r.code == 1);
@@ -79,19 +56,19 @@ TEST_CASE("e2e verify: the default embedded migration set, PostgreSQL") {
 
 TEST_CASE("e2e verify postgres: fixtures, the scratch database dropped, -d untouched") {
   TempDir dir;
-  auto ok = run_dbstep({"verify", "-s", kVerifyData + "postgres/pass", "-d", pg_server()},
+  auto ok = run_dbstep({"verify", "-s", kVerifyData + "postgres/pass", "-d", postgres_server_url()},
                        dir.path());
   INFO(ok.out << ok.err);
   CHECK(ok.code == 0);
-  auto bad = run_dbstep({"verify", "-s", kVerifyData + "postgres/wrong_trigger", "-d",
-                         pg_server()},
-                        dir.path());
+  auto bad = run_dbstep(
+      {"verify", "-s", kVerifyData + "postgres/wrong_trigger", "-d", postgres_server_url()},
+      dir.path());
   CHECK(bad.code == 1);
   CHECK(bad.out.find("migration 3 (b_trigger): 3_b_trigger.down.sql does not restore the "
                      "schema") != std::string::npos);
-  auto fails = run_dbstep({"verify", "-s", kVerifyData + "postgres/down_fails", "-d",
-                           pg_server()},
-                          dir.path());
+  auto fails =
+      run_dbstep({"verify", "-s", kVerifyData + "postgres/down_fails", "-d", postgres_server_url()},
+                 dir.path());
   CHECK(fails.code == 1);
   CHECK(fails.out.find("the down failed") != std::string::npos);
   CHECK_FALSE(scratch_left(ok.out));
@@ -101,11 +78,11 @@ TEST_CASE("e2e verify postgres: fixtures, the scratch database dropped, -d untou
 
 TEST_CASE("e2e verify postgres: a role without CREATEDB gets the right named, and --scratch") {
   TempDir dir;
-  pg_scalar(pg_server(), "DROP ROLE IF EXISTS verify_nocreatedb");
-  pg_scalar(pg_server(), "CREATE ROLE verify_nocreatedb LOGIN NOCREATEDB");
+  pg_exec(postgres_server_url(), "DROP ROLE IF EXISTS verify_nocreatedb");
+  pg_exec(postgres_server_url(), "CREATE ROLE verify_nocreatedb LOGIN NOCREATEDB");
   std::random_device rd;
   const std::string scratch = fmt::format("verify_own_{:08x}", rd());
-  pg_scalar(pg_server(), "CREATE DATABASE " + scratch + " OWNER verify_nocreatedb");
+  pg_exec(postgres_server_url(), "CREATE DATABASE " + scratch + " OWNER verify_nocreatedb");
   auto r = run_dbstep({"verify", "-s", "embedded://", "-d", as_role("verify_nocreatedb")},
                       dir.path());
   CHECK(r.code == 1);
@@ -120,6 +97,6 @@ TEST_CASE("e2e verify postgres: a role without CREATEDB gets the right named, an
   CHECK(given.code == 0);
   CHECK(pg_scalar(scratch_url, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
                                "n.oid = c.relnamespace WHERE n.nspname = 'public'") == "0");
-  pg_scalar(pg_server(), "DROP DATABASE " + scratch + " WITH (FORCE)");
-  pg_scalar(pg_server(), "DROP ROLE verify_nocreatedb");
+  pg_exec(postgres_server_url(), "DROP DATABASE " + scratch + " WITH (FORCE)");
+  pg_exec(postgres_server_url(), "DROP ROLE verify_nocreatedb");
 }

@@ -11,11 +11,10 @@
 
 #include <algorithm>
 #include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "tests/e2e/run.hpp"
+#include "tests/e2e/race.hpp"
 #include "tests/e2e/target.hpp"
 #include "tests/support.hpp"
 
@@ -28,24 +27,13 @@ constexpr int kMigrations = 20;
 constexpr int kNoTransaction = 10;  // the migration that runs outside a transaction
 constexpr int kTrials = 4;
 
-void write_once_only_migrations(const std::filesystem::path& dir) {
-  write_file(dir / "01_applied.up.sql",
-             "CREATE TABLE applied (n int PRIMARY KEY);\nINSERT INTO applied VALUES (1);\n");
-  for (int v = 2; v <= kMigrations; ++v) {
-    write_file(dir / fmt::format("{:02}_c{}.up.sql", v, v),
-               fmt::format("{}CREATE TABLE c_{} (x int);\nINSERT INTO c_{} VALUES ({});\n"
-                           "INSERT INTO applied VALUES ({});\n",
-                           v == kNoTransaction ? "-- dbstep:no-transaction\n" : "", v, v, v, v));
-  }
-}
-
 // 16 processes at once on a new database of `kind`, once per trial with that trial's URL
 // parameters; `setup` (SQL) runs on each new database first.
 void race(DriverKind kind, const std::vector<std::string>& params_per_trial,
           const std::string& setup = "") {
   TempDir tmp;
   auto dir = tmp / "m";
-  write_once_only_migrations(dir);
+  write_once_only_migrations(dir, kMigrations, kNoTransaction);
   std::map<std::string, std::vector<std::string>> expected;
   for (int v = 1; v <= kMigrations; ++v) {
     expected["applied"].push_back(std::to_string(v));
@@ -59,26 +47,7 @@ void race(DriverKind kind, const std::vector<std::string>& params_per_trial,
     const std::string url = db->url(params_per_trial[trial]);
     CAPTURE(trial);
     CAPTURE(url);
-    std::vector<std::unique_ptr<Process>> procs;
-    for (int i = 0; i < kProcesses; ++i) {
-      procs.push_back(std::make_unique<Process>(
-          std::vector<std::string>{"-d", url, "-s", dir.string(), "migrate", "all"}, tmp.path()));
-    }
-    std::map<int, int> applied;  // version -> how many processes say they applied it
-    for (auto& p : procs) {
-      auto r = p->wait();
-      CHECK_MESSAGE(r.code == 0, r.err);
-      CHECK(r.err.empty());
-      const std::string mark = "Applied migration ";
-      for (auto at = r.out.find(mark); at != std::string::npos; at = r.out.find(mark, at + 1)) {
-        ++applied[std::stoi(r.out.substr(at + mark.size()))];
-      }
-    }
-    CHECK(applied.size() == kMigrations);
-    for (const auto& [version, times] : applied) {
-      CAPTURE(version);
-      CHECK(times == 1);
-    }
+    race_migrate_all(kProcesses, url, dir, tmp.path(), kMigrations);
     Snapshot s = db->snapshot();
     CHECK(s.version == kMigrations);
     CHECK_FALSE(s.dirty);

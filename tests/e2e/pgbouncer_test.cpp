@@ -23,8 +23,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -38,8 +36,10 @@
 #include "core/url.hpp"
 #include "drivers/postgres/postgres_driver.hpp"
 #include "tests/drivers/conformance.hpp"
+#include "tests/e2e/race.hpp"
 #include "tests/e2e/run.hpp"
 #include "tests/e2e/target.hpp"
+#include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
 namespace {
@@ -47,30 +47,10 @@ namespace {
 using namespace dbstep;
 using namespace std::chrono_literals;
 using dbstep::testing::capture_error;
+using dbstep::testing::pgbouncer_server_url;
 using dbstep::testing::PgConnection;
 using dbstep::testing::up_step;
-
-std::string pgbouncer_server_url() {
-  const char* url = std::getenv("DBSTEP_TEST_PGBOUNCER_URL");
-  if (!url || !*url) {
-    throw std::runtime_error(
-        "DBSTEP_TEST_PGBOUNCER_URL is not set: run the tests through scripts/test.sh, or start "
-        "one with `scripts/pg-cluster.sh start-pgbouncer DIR` and export the URL it prints");
-  }
-  return url;
-}
-
-// `url` with its database (the path) replaced by `db`, and `params` added.
-std::string url_for(const std::string& url, std::string_view db, std::string_view params = "") {
-  auto query = url.find('?');
-  std::string head = url.substr(0, query);
-  std::string tail = query == std::string::npos ? "" : url.substr(query);
-  auto slash = head.find('/', head.find("://") + 3);
-  if (slash != std::string::npos) head.erase(slash);
-  std::string out = head + "/" + std::string(db) + tail;
-  if (!params.empty()) out += (tail.empty() ? "?" : "&") + std::string(params);
-  return out;
-}
+using dbstep::testing::url_with_database;
 
 // The port of a pg-cluster.sh URL (postgres://user@127.0.0.1:PORT/...).
 int port_of(const std::string& url) {
@@ -96,7 +76,7 @@ struct PooledDatabase {
   std::string direct_admin = dbstep::testing::postgres_server_url();
   std::string pooled_admin = pgbouncer_server_url();
   std::string db = random_db();
-  std::string direct = url_for(direct_admin, db);
+  std::string direct = url_with_database(direct_admin, db);
 
   PooledDatabase() { PgConnection(direct_admin).query("CREATE DATABASE " + db); }
   ~PooledDatabase() {
@@ -108,7 +88,9 @@ struct PooledDatabase {
   PooledDatabase(const PooledDatabase&) = delete;
   PooledDatabase& operator=(const PooledDatabase&) = delete;
 
-  std::string pooled(std::string_view params = "") const { return url_for(pooled_admin, db, params); }
+  std::string pooled(std::string_view params = "") const {
+    return url_with_database(pooled_admin, db, params);
+  }
   std::string query(const std::string& sql) const {
     auto rows = PgConnection(direct).query(sql);
     return rows.empty() || rows[0].empty() ? "" : rows[0][0];
@@ -317,7 +299,8 @@ TEST_CASE("pgbouncer: x-pooler says what the URL cannot show, and a direct conne
   // Direct: nothing detected, the advisory lock holds as always, with or without x-pooler=session.
   for (const std::string params : {"", "x-pooler=session"}) {
     CAPTURE(params);
-    auto d = drivers::open_postgres(Url::parse(url_for(database.direct_admin, database.db, params)));
+    auto d = drivers::open_postgres(
+        Url::parse(url_with_database(database.direct_admin, database.db, params)));
     d->lock(5s);
     CHECK(database.advisory_locks() >= 1);
     CHECK(d->apply(up_step(1, "CREATE TABLE direct (x int);"), kNone));
@@ -327,13 +310,13 @@ TEST_CASE("pgbouncer: x-pooler says what the URL cannot show, and a direct conne
   }
   // x-pooler=transaction refuses the advisory lock even where nothing is detected.
   auto d = drivers::open_postgres(
-      Url::parse(url_for(database.direct_admin, database.db, "x-pooler=transaction")));
+      Url::parse(url_with_database(database.direct_admin, database.db, "x-pooler=transaction")));
   auto e = capture_error([&] { d->lock(5s); });
   CHECK(e.code() == ErrorCode::kInvalidArgument);
   CHECK(contains(e.what(), "x-lock-strategy=table"));
   // ... and not the table lock.
-  auto t = drivers::open_postgres(Url::parse(
-      url_for(database.direct_admin, database.db, "x-pooler=transaction&x-lock-strategy=table")));
+  auto t = drivers::open_postgres(Url::parse(url_with_database(
+      database.direct_admin, database.db, "x-pooler=transaction&x-lock-strategy=table")));
   t->lock(5s);
   t->unlock();
   // A value it does not know is an error before anything connects.
@@ -435,39 +418,12 @@ TEST_CASE("pgbouncer: 16 processes migrating one new database through it apply e
   dbstep::testing::TempDir tmp;
   auto dir = tmp / "m";
   // Every migration fails if it runs twice; one runs outside a transaction (dirty protocol).
-  dbstep::testing::write_file(dir / "01_applied.up.sql",
-                              "CREATE TABLE applied (n int PRIMARY KEY);\nINSERT INTO applied VALUES (1);\n");
-  for (int v = 2; v <= kMigrations; ++v) {
-    dbstep::testing::write_file(
-        dir / fmt::format("{:02}_c{}.up.sql", v, v),
-        fmt::format("{}CREATE TABLE c_{} (x int);\nINSERT INTO c_{} VALUES ({});\n"
-                    "INSERT INTO applied VALUES ({});\n",
-                    v == kNoTransaction ? "-- dbstep:no-transaction\n" : "", v, v, v, v));
-  }
+  dbstep::testing::write_once_only_migrations(dir, kMigrations, kNoTransaction);
   for (int trial = 0; trial < kTrials; ++trial) {
     CAPTURE(trial);
     PooledDatabase database;  // new: the processes race to create the lock and version tables too
     const std::string url = database.pooled("x-lock-strategy=table");
-    std::vector<std::unique_ptr<dbstep::testing::Process>> procs;
-    for (int i = 0; i < kProcesses; ++i) {
-      procs.push_back(std::make_unique<dbstep::testing::Process>(
-          std::vector<std::string>{"-d", url, "-s", dir.string(), "migrate", "all"}, tmp.path()));
-    }
-    std::map<int, int> applied;  // version -> how many processes say they applied it
-    for (auto& p : procs) {
-      auto r = p->wait();
-      CHECK_MESSAGE(r.code == 0, r.err);
-      CHECK(r.err.empty());
-      const std::string mark = "Applied migration ";
-      for (auto at = r.out.find(mark); at != std::string::npos; at = r.out.find(mark, at + 1)) {
-        ++applied[std::stoi(r.out.substr(at + mark.size()))];
-      }
-    }
-    CHECK(applied.size() == kMigrations);
-    for (const auto& [version, times] : applied) {
-      CAPTURE(version);
-      CHECK(times == 1);
-    }
+    dbstep::testing::race_migrate_all(kProcesses, url, dir, tmp.path(), kMigrations);
     CHECK(database.query("SELECT version::text || ' ' || dirty::text FROM schema_migrations") ==
           fmt::format("{} false", kMigrations));
     CHECK(database.query("SELECT count(*) FROM schema_migrations") == "1");

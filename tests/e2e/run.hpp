@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -24,11 +25,15 @@ struct RunResult {
   std::string err;
 };
 
-// A started dbstep process; wait() collects it.
+// A started dbstep process; wait() collects it. It runs in `cwd` with stdin from /dev/null, without
+// DATABASE_URL and DBSTEP_SOURCE, with `env` set, and, when given, `in_child` called in the child
+// just before exec (to set a resource limit, or drop root: async-signal-safe calls only, since the
+// test process may have threads).
 class Process {
  public:
   Process(const std::vector<std::string>& args, const std::filesystem::path& cwd,
-          const std::map<std::string, std::string>& env = {})
+          const std::map<std::string, std::string>& env = {},
+          const std::function<void()>& in_child = {})
       : out_path_(cwd / (".out-" + std::to_string(counter()))),
         err_path_(cwd / (".err-" + std::to_string(counter()))) {
     pid_ = ::fork();
@@ -43,6 +48,7 @@ class Process {
       ::unsetenv("DATABASE_URL");
       ::unsetenv("DBSTEP_SOURCE");
       for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+      if (in_child) in_child();
       std::vector<char*> argv;
       std::string bin = DBSTEP_BINARY;
       argv.push_back(bin.data());

@@ -8,18 +8,14 @@
 //   releases the lock before dbstep is gone for long, and exits 130 / 143.
 
 #include <doctest/doctest.h>
-#include <libpq-fe.h>
 #include <signal.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <memory>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +23,7 @@
 #include "core/driver.hpp"
 #include "dbstep/dbstep.hpp"
 #include "tests/e2e/run.hpp"
+#include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
 using namespace dbstep::testing;
@@ -35,27 +32,6 @@ using namespace std::chrono_literals;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string postgres_server() {
-  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
-  if (!url || !*url) {
-    throw std::runtime_error("DBSTEP_TEST_POSTGRES_URL is not set: run the tests through "
-                             "scripts/test.sh, which starts a PostgreSQL server");
-  }
-  return url;
-}
-
-// The first column of the first row of `sql` on `url` ("" when there is no row).
-std::string pg_scalar(const std::string& url, const std::string& sql) {
-  std::unique_ptr<PGconn, decltype(&PQfinish)> c(PQconnectdb(url.c_str()), &PQfinish);
-  if (PQstatus(c.get()) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(c.get()));
-  std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c.get(), sql.c_str()), &PQclear);
-  const auto st = PQresultStatus(r.get());
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-    throw std::runtime_error(fmt::format("{}: {}", sql, PQresultErrorMessage(r.get())));
-  }
-  return st == PGRES_TUPLES_OK && PQntuples(r.get()) > 0 ? PQgetvalue(r.get(), 0, 0) : "";
-}
 
 // A database for one case: a SQLite file in a temporary folder, or a PostgreSQL database of its
 // own (dropped at the end). The migrations go in folder() / "m".
@@ -68,17 +44,13 @@ class Target {
     }
     std::random_device rd;
     name_ = fmt::format("signals_{:08x}", rd());
-    pg_scalar(postgres_server(), "CREATE DATABASE " + name_);
-    std::string server = postgres_server();
-    auto query = server.find('?');
-    std::string head = server.substr(0, query);
-    head.erase(head.find('/', head.find("://") + 3));
-    url_ = head + "/" + name_ + (query == std::string::npos ? "" : server.substr(query));
+    pg_exec(postgres_server_url(), "CREATE DATABASE " + name_);
+    url_ = url_with_database(postgres_server_url(), name_);
   }
   ~Target() {
     if (!postgres_) return;
     try {
-      pg_scalar(postgres_server(), "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+      pg_exec(postgres_server_url(), "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
     } catch (...) {
     }
   }

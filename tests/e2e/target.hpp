@@ -6,8 +6,6 @@
 // read in one transaction through a connection of the test's own, in one shape for both drivers,
 // so that the same checks and the same "equals an uninterrupted run" comparison serve both.
 
-#include <libpq-fe.h>
-
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>
 
@@ -25,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
 namespace dbstep::testing {
@@ -57,65 +56,6 @@ inline std::string describe(const Snapshot& s) {
   }
   return out;
 }
-
-inline std::string postgres_server_url() {
-  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
-  if (!url || !*url) {
-    throw std::runtime_error("DBSTEP_TEST_POSTGRES_URL is not set: run the tests through "
-                             "scripts/test.sh, which starts a PostgreSQL server");
-  }
-  return url;
-}
-
-// The server URL with its database (the path) replaced by `db`.
-inline std::string postgres_url_for(const std::string& db) {
-  std::string url = postgres_server_url();
-  auto query = url.find('?');
-  std::string head = url.substr(0, query);
-  std::string tail = query == std::string::npos ? "" : url.substr(query);
-  auto slash = head.find('/', head.find("://") + 3);
-  if (slash != std::string::npos) head.erase(slash);
-  return head + "/" + db + tail;
-}
-
-// One libpq connection of the test's own.
-class PgConnection {
- public:
-  explicit PgConnection(const std::string& url) : c_(PQconnectdb(url.c_str())) {
-    if (PQstatus(c_) != CONNECTION_OK) {
-      std::string why = PQerrorMessage(c_);
-      PQfinish(c_);
-      throw std::runtime_error("cannot connect to the PostgreSQL test server: " + why);
-    }
-    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
-  }
-  ~PgConnection() { PQfinish(c_); }
-  PgConnection(const PgConnection&) = delete;
-  PgConnection& operator=(const PgConnection&) = delete;
-
-  // Runs `sql`; returns every row, each as its columns (NULL as "NULL").
-  std::vector<std::vector<std::string>> query(const std::string& sql) {
-    PGresult* r = PQexec(c_, sql.c_str());
-    auto st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      std::string why = PQresultErrorMessage(r);
-      PQclear(r);
-      throw std::runtime_error("test SQL failed: " + sql + ": " + why);
-    }
-    std::vector<std::vector<std::string>> rows;
-    for (int i = 0; i < PQntuples(r); ++i) {
-      auto& row = rows.emplace_back();
-      for (int j = 0; j < PQnfields(r); ++j) {
-        row.push_back(PQgetisnull(r, i, j) ? "NULL" : PQgetvalue(r, i, j));
-      }
-    }
-    PQclear(r);
-    return rows;
-  }
-
- private:
-  PGconn* c_;
-};
 
 class TestTarget {
  public:
@@ -188,7 +128,7 @@ class PostgresTarget final : public TestTarget {
     std::random_device rd;
     name_ = fmt::format("e2e_{:08x}{:08x}", rd(), rd());
     PgConnection(postgres_server_url()).query("CREATE DATABASE " + name_);
-    url_ = postgres_url_for(name_);
+    url_ = url_with_database(postgres_server_url(), name_);
   }
   ~PostgresTarget() override {
     try {
@@ -200,10 +140,7 @@ class PostgresTarget final : public TestTarget {
   PostgresTarget& operator=(const PostgresTarget&) = delete;
 
   DriverKind kind() const override { return DriverKind::kPostgres; }
-  std::string url(std::string_view params) const override {
-    if (params.empty()) return url_;
-    return url_ + (url_.find('?') == std::string::npos ? "?" : "&") + std::string(params);
-  }
+  std::string url(std::string_view params) const override { return url_with_params(url_, params); }
   Snapshot snapshot() const override {
     PgConnection c(url_);
     // A killed client's session ends once the server has run what it had already received.

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <pqxx/pqxx>
 #include <stdexcept>
@@ -23,6 +22,7 @@
 #include "core/error.hpp"
 #include "testing/postgres_test_database.hpp"
 #include "testing/sqlite_test_database.hpp"
+#include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
 namespace {
@@ -32,6 +32,7 @@ using dbstep::Error;
 using dbstep::ErrorCode;
 using dbstep::testing::MigrationSet;
 using dbstep::testing::Options;
+using dbstep::testing::postgres_server_url;
 using dbstep::testing::PostgresTestDatabase;
 using dbstep::testing::SqliteTestDatabase;
 using dbstep::testing::TempDir;
@@ -59,16 +60,6 @@ void write_set(const fs::path& dir, Dialect dialect) {
   write_file(dir / "3_notes.up.sql",
              "-- " + dir.string() + "\nCREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n");
   write_file(dir / "3_notes.down.sql", "DROP TABLE notes;\n");
-}
-
-std::string postgres_server() {
-  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
-  if (!url || !*url) {
-    throw std::runtime_error(
-        "DBSTEP_TEST_POSTGRES_URL is not set: start a server with "
-        "`scripts/pg-cluster.sh start DIR` and export the URL it prints");
-  }
-  return url;
 }
 
 std::string quoted(const std::string& arg) {
@@ -120,7 +111,7 @@ std::string pg_build_id(PostgresTestDatabase& t) {
 // The template and ready-copy databases on the server whose names start with the set's
 // checksum prefix.
 std::vector<std::string> pg_templates_of(const MigrationSet& set) {
-  pqxx::connection c(postgres_server());
+  pqxx::connection c(postgres_server_url());
   pqxx::work tx(c);
   std::vector<std::string> names;
   const std::string prefix = set.checksum().substr(0, 12);
@@ -134,7 +125,7 @@ std::vector<std::string> pg_templates_of(const MigrationSet& set) {
 }
 
 bool pg_database_exists(const std::string& name) {
-  pqxx::connection c(postgres_server());
+  pqxx::connection c(postgres_server_url());
   pqxx::work tx(c);
   return !tx.exec_params("SELECT 1 FROM pg_database WHERE datname = $1", name).empty();
 }
@@ -315,7 +306,7 @@ TEST_CASE("testing: two processes asking for a new PostgreSQL template at once s
   write_set(dir / "migrations", Dialect::kPostgres);
   const std::string command = std::string(DBSTEP_TEMPLATE_PROBE) + " postgres " +
                               quoted((dir / "migrations").string()) + " " +
-                              quoted(postgres_server());
+                              quoted(postgres_server_url());
   auto runs = run_together({command, command});
   REQUIRE(runs.size() == 2);
   CHECK_MESSAGE(runs[0].status == 0, runs[0].out);
@@ -325,7 +316,7 @@ TEST_CASE("testing: two processes asking for a new PostgreSQL template at once s
   auto set = MigrationSet::folder(dir / "migrations");
   CHECK(pg_templates_of(set) ==
         std::vector<std::string>{"dbstep_tpl_" + set.checksum().substr(0, 12) + "_v3"});
-  PostgresTestDatabase::drop_templates(set, postgres_server());
+  PostgresTestDatabase::drop_templates(set, postgres_server_url());
   CHECK(pg_templates_of(set).empty());
 }
 
@@ -333,7 +324,7 @@ TEST_CASE(
     "testing: a changed migration set gets a new PostgreSQL template, the old one is dropped") {
   TempDir dir;
   write_set(dir / "migrations", Dialect::kPostgres);
-  const std::string server = postgres_server();
+  const std::string server = postgres_server_url();
   Options options;
   options.postgres_pool = 1;
 
@@ -375,7 +366,7 @@ TEST_CASE(
 TEST_CASE("testing: a PostgreSQL test database moves up and down and names failures") {
   TempDir dir;
   write_set(dir / "migrations", Dialect::kPostgres);
-  const std::string server = postgres_server();
+  const std::string server = postgres_server_url();
   Options options;
   options.postgres_pool = 0;
   auto set = MigrationSet::folder(dir / "migrations");
@@ -418,7 +409,7 @@ TEST_CASE("testing: a PostgreSQL test database moves up and down and names failu
 TEST_CASE("testing: a PostgreSQL role without CREATEDB gets an error that says so") {
   TempDir dir;
   write_set(dir / "migrations", Dialect::kPostgres);
-  const std::string server = postgres_server();
+  const std::string server = postgres_server_url();
   {
     pqxx::connection c(server);
     pqxx::nontransaction tx(c);
