@@ -119,8 +119,10 @@ struct PooledDatabase {
     if (static_cast<int>(pids.size()) != n) throw std::runtime_error("PgBouncer did not open the server connections");
   }
   // Ends the server sessions PgBouncer keeps open to this database (it opens new ones when asked).
+  // Ends the server sessions PgBouncer holds to this database, and waits (up to 5 s each) until
+  // they are gone, their locks with them: pg_terminate_backend() alone only sends the signal.
   void close_pooled_sessions() const {
-    query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+    query("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = "
           "current_database() AND pid <> pg_backend_pid()");
   }
 };
