@@ -60,20 +60,33 @@ MigrationIndex MigrationIndex::build(const std::vector<std::string>& names,
   for (const auto& n : names) {
     if (auto f = parse_file_name(n)) files.push_back(std::move(*f));
   }
-  std::sort(files.begin(), files.end(), [](const MigrationFile& a, const MigrationFile& b) {
+  // Sorted by a small key rather than by moving the files (two strings each) around: a source
+  // lists its files in no useful order, and this sort was most of an up-to-date run's own work.
+  struct Key {
+    Version version;
+    Direction direction;
+    std::size_t at;
+  };
+  std::vector<Key> order;
+  order.reserve(files.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    order.push_back(Key{files[i].version, files[i].direction, i});
+  }
+  std::sort(order.begin(), order.end(), [&](const Key& a, const Key& b) {
     if (a.version != b.version) return a.version < b.version;
     if (a.direction != b.direction) return a.direction < b.direction;
-    return a.name < b.name;
+    return files[a.at].name < files[b.at].name;
   });
 
   MigrationIndex index;
   index.where_ = std::string(where);
   std::size_t versions = 0;
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    if (i == 0 || files[i].version != files[i - 1].version) ++versions;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (i == 0 || order[i].version != order[i - 1].version) ++versions;
   }
   index.entries_.reserve(versions);
-  for (auto& f : files) {
+  for (const Key& k : order) {
+    MigrationFile& f = files[k.at];
     if (index.entries_.empty() || index.entries_.back().version != f.version) {
       index.entries_.push_back(Entry{f.version, std::nullopt, std::nullopt});
     }
