@@ -78,13 +78,15 @@ PG_HISTORY_TABLE = (
     "precision NOT NULL, applied_by text NOT NULL, dbstep_version text NOT NULL);\n")
 
 
-def history_row(i: int, direction: str, down: list[str], pg: bool) -> list[str]:
+def history_row(i: int, direction: str, down: list[str], pg: bool, n: int) -> list[str]:
     """The history row dbstep writes with each step (issue 10), as its drivers write it: the
-    file's SHA-256, the down file's bytes (going up), a time stamp, user@host, dbstep's release."""
+    file's SHA-256, the down file's bytes (going up), a time stamp, user@host, dbstep's release.
+    The id is a literal, as dbstep's PostgreSQL driver sends it (SQLite assigns the rowid): ups
+    take 1..n, the downs after them n+1..2n."""
     checksum = hashlib.sha256(body(down if direction == "down" else statements_up(i)).encode())
     down_sql = body(down).encode().hex()
     blob = (f"'\\x{down_sql}'::bytea" if pg else f"x'{down_sql}'") if direction == "up" else "NULL"
-    row_id = ("(SELECT coalesce(max(id), 0) + 1 FROM schema_migrations_history)" if pg else "NULL")
+    row_id = (str(i if direction == "up" else 2 * n + 1 - i) if pg else "NULL")
     applied_at = "'2026-12-01T10:20:00.123Z'" + ("::timestamptz" if pg else "")
     return [f"INSERT INTO schema_migrations_history (id, version, identifier, direction, kind, "
             f"checksum, down_sql, applied_at, duration_ms, applied_by, dbstep_version) VALUES "
@@ -147,12 +149,12 @@ def main() -> int:
         ver_down.append("BEGIN;\n" + body(down + version_row(i - 1)) + "COMMIT;\n")
         ver1q_up.append(one_query(up + version_row(i)))
         ver1q_down.append(one_query(down + version_row(i - 1)))
-        hist_up.append("BEGIN;\n" + body(up + history_row(i, "up", down, False) + version_row(i))
+        hist_up.append("BEGIN;\n" + body(up + history_row(i, "up", down, False, args.n) + version_row(i))
                        + "COMMIT;\n")
-        hist_down.append("BEGIN;\n" + body(down + history_row(i, "down", down, False)
+        hist_down.append("BEGIN;\n" + body(down + history_row(i, "down", down, False, args.n)
                                             + version_row(i - 1)) + "COMMIT;\n")
-        hist1q_up.append(one_query(up + history_row(i, "up", down, True) + version_row(i)))
-        hist1q_down.append(one_query(down + history_row(i, "down", down, True)
+        hist1q_up.append(one_query(up + history_row(i, "up", down, True, args.n) + version_row(i)))
+        hist1q_down.append(one_query(down + history_row(i, "down", down, True, args.n)
                                      + version_row(i - 1)))
         tx_up.append(body(up))
         tx_down.append(body(down))

@@ -498,8 +498,10 @@ def targets(summary, micro, largest_file, embed):
     for b in ("sqlite", "postgres"):
         r = ratio(b, n, "uptodate", "dbstep", "floorver")
         if r:
-            row(f"(context) up-to-date `dbstep migrate all`, {n}, ÷ the client reading the version "
-                f"row on {b} (connect + select version)", fmt_ratio(r), None)
+            # Issue 12's target on PostgreSQL; context on SQLite (its target is the row above).
+            row(f"{'(context) ' if b == 'sqlite' else ''}up-to-date `dbstep migrate all`, {n}, "
+                f"{'' if b == 'sqlite' else '≤ 1.2× '}÷ the client reading the version row on {b} "
+                "(connect + select version)", fmt_ratio(r), r <= 1.2 if b == "postgres" else None)
     for name in ("UpToDate/sqlite/needs_migration/1000", "UpToDate/sqlite/up_nothing_pending/1000",
                  "UpToDate/sqlite/up_nothing_pending_observed/1000",
                  "UpToDate/postgres/needs_migration/1000",
@@ -519,23 +521,25 @@ def targets(summary, micro, largest_file, embed):
                 s["vs_floor"] <= limit if s and s["vs_floor"] else None)
             r = ratio(b, n, op, "dbstep", "floorver")
             if r:
-                # Issue 10: the history row rides in the step's transaction, so on SQLite dbstep
-                # stays within 1.05x of the client that writes the version row.
-                what = (f"{op} {n} with history, ≤ 1.05× the floor that also writes the version "
-                        f"row on {b}" if b == "sqlite" else
-                        f"(context) {op} {n} on {b}, ÷ the floor that also writes the version row")
-                row(what, f"{fmt_ratio(r)} (best ÷ best "
-                    f"{fmt_ratio(best_ratio(b, n, op, 'dbstep', 'floorver'))})",
-                    r <= 1.05 if b == "sqlite" else None)
+                # Issue 10 (SQLite) and issue 12 (PostgreSQL), as the issues state them: the
+                # history row rides in the step's transaction, against the client that writes
+                # only the version row.
+                limit = 1.10 if (b, op) == ("postgres", "rollback") else 1.05
+                row(f"{op} {n} with history, ≤ {limit}× the floor that also writes the version "
+                    f"row on {b}", f"{fmt_ratio(r)} (best ÷ best "
+                    f"{fmt_ratio(best_ratio(b, n, op, 'dbstep', 'floorver'))})", r <= limit)
             r = ratio(b, n, op, "dbstep", "floorhist")
             if r:
-                # How much of the gap is the history row itself: the same client writing the
-                # version row and dbstep's history row in each transaction.
-                row(f"(context) {op} {n} on {b}, ÷ the floor that writes the version row and "
-                    f"the history row", f"{fmt_ratio(r)} (best ÷ best "
+                # Like for like: the same client writing the version row and dbstep's history row
+                # in each transaction. Issues 10 and 12 set their limits against the floor that
+                # writes only the version row, before the history row's own cost was measured
+                # (the row after "that floor ÷"): the same limits, against the same rows.
+                limit = 1.10 if (b, op) == ("postgres", "rollback") else 1.05
+                row(f"(restated) {op} {n} on {b} ≤ {limit}× the floor that writes the same rows "
+                    f"(version row and history row)", f"{fmt_ratio(r)} (best ÷ best "
                     f"{fmt_ratio(best_ratio(b, n, op, 'dbstep', 'floorhist'))}; that floor ÷ "
                     f"the version-row floor {fmt_ratio(ratio(b, n, op, 'floorhist', 'floorver'))})",
-                    None)
+                    r <= limit)
     for b in ("sqlite", "postgres"):
         for sn in sorted({k[1] for k in summary if k[0] == b and k[2] == "status"}):
             s = summary.get((b, sn, "status", "dbstep"))
