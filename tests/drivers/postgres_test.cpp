@@ -34,6 +34,7 @@
 #include "core/url.hpp"
 #include "drivers/postgres/postgres_driver.hpp"
 #include "tests/drivers/conformance.hpp"
+#include "tests/postgres_server.hpp"
 
 namespace {
 
@@ -42,91 +43,33 @@ using namespace std::chrono_literals;
 using dbstep::testing::capture_error;
 using dbstep::testing::make_step;
 using dbstep::testing::up_step;
-
-std::string server_url() {
-  const char* url = std::getenv("DBSTEP_TEST_POSTGRES_URL");
-  if (!url || !*url) {
-    throw std::runtime_error(
-        "DBSTEP_TEST_POSTGRES_URL is not set: start a server with "
-        "`scripts/pg-cluster.sh start DIR` and export the URL it prints");
-  }
-  return url;
-}
-
-// `url` with its database (the path) replaced by `db`.
-std::string with_database(const std::string& url, std::string_view db) {
-  auto scheme_end = url.find("://");
-  auto query = url.find('?');
-  std::string head = url.substr(0, query);
-  std::string tail = query == std::string::npos ? "" : url.substr(query);
-  auto slash = head.find('/', scheme_end + 3);
-  if (slash != std::string::npos) head.erase(slash);
-  return head + "/" + std::string(db) + tail;
-}
-
-// `url` with extra query parameters.
-std::string with_params(const std::string& url, std::string_view params) {
-  if (params.empty()) return url;
-  return url + (url.find('?') == std::string::npos ? "?" : "&") + std::string(params);
-}
+using dbstep::testing::PgConnection;
+using dbstep::testing::postgres_server_url;
+using dbstep::testing::url_with_database;
+using dbstep::testing::url_with_params;
 
 std::string random_name(std::string_view prefix) {
   static std::mt19937_64 rng(std::random_device{}());
   return std::string(prefix) + std::to_string(rng() % 1000000000000ULL);
 }
 
-// An independent libpq connection, for setting up and checking.
-class Conn {
- public:
-  explicit Conn(const std::string& url) : c_(PQconnectdb(url.c_str())) {
-    if (PQstatus(c_) != CONNECTION_OK) {
-      std::string why = PQerrorMessage(c_);
-      PQfinish(c_);
-      throw std::runtime_error("cannot connect to the test server: " + why);
-    }
-    PQsetNoticeProcessor(
-        c_, [](void*, const char*) {}, nullptr);
-  }
-  ~Conn() { PQfinish(c_); }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
-  // Runs `sql`; returns the first column of the first row ("" when none).
-  std::string exec(std::string_view sql) {
-    PGresult* r = PQexec(c_, std::string(sql).c_str());
-    auto st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      std::string why = PQresultErrorMessage(r);
-      PQclear(r);
-      throw std::runtime_error("test SQL failed: " + std::string(sql) + ": " + why);
-    }
-    std::string out = PQntuples(r) > 0 && PQnfields(r) > 0 ? PQgetvalue(r, 0, 0) : "";
-    PQclear(r);
-    return out;
-  }
-  int backend_pid() const { return PQbackendPID(c_); }
-
- private:
-  PGconn* c_;
-};
-
 struct PostgresFixture {
   static constexpr const char* kName = "postgres";
-  std::string admin_url = server_url();
+  std::string admin_url = postgres_server_url();
   std::string db = random_name("t_");
-  std::string url = with_database(admin_url, db);
-  std::unique_ptr<Conn> conn;
+  std::string url = url_with_database(admin_url, db);
+  std::unique_ptr<PgConnection> conn;
 
   PostgresFixture() {
-    Conn admin(admin_url);
-    admin.exec("CREATE DATABASE " + db);
-    conn = std::make_unique<Conn>(url);
+    PgConnection admin(admin_url);
+    admin.scalar("CREATE DATABASE " + db);
+    conn = std::make_unique<PgConnection>(url);
   }
   ~PostgresFixture() {
     conn.reset();
     try {
-      Conn admin(admin_url);
-      admin.exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+      PgConnection admin(admin_url);
+      admin.scalar("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
     } catch (...) {
     }
   }
@@ -134,18 +77,18 @@ struct PostgresFixture {
   PostgresFixture& operator=(const PostgresFixture&) = delete;
 
   std::unique_ptr<Driver> open(std::string_view params = "") {
-    return drivers::open_postgres(Url::parse(with_params(url, params)));
+    return drivers::open_postgres(Url::parse(url_with_params(url, params)));
   }
-  std::int64_t query_int(std::string_view sql) { return std::stoll(conn->exec(sql)); }
+  std::int64_t query_int(std::string_view sql) { return std::stoll(conn->scalar(std::string(sql))); }
   bool table_exists(std::string_view name) {
-    return conn->exec("SELECT to_regclass('" + std::string(name) + "') IS NOT NULL") == "t";
+    return conn->scalar("SELECT to_regclass('" + std::string(name) + "') IS NOT NULL") == "t";
   }
   bool relation_exists(std::string_view qualified_literal) {
-    return conn->exec("SELECT to_regclass(" + std::string(qualified_literal) + ") IS NOT NULL") ==
+    return conn->scalar("SELECT to_regclass(" + std::string(qualified_literal) + ") IS NOT NULL") ==
            "t";
   }
-  void exec(std::string_view sql) { conn->exec(sql); }
-  std::string query(std::string_view sql) { return conn->exec(sql); }
+  void exec(std::string_view sql) { conn->scalar(std::string(sql)); }
+  std::string query(std::string_view sql) { return conn->scalar(std::string(sql)); }
 };
 
 bool contains(const std::string& haystack, std::string_view needle) {
@@ -639,8 +582,8 @@ TEST_CASE("postgres: URL parameters") {
   }
   SUBCASE("libpq's key=value form and its environment defaults") {
     // postgres:KEY=VALUE ... goes to libpq as it is.
-    Conn probe(fx.url);
-    std::string port = probe.exec("SELECT current_setting('port')");
+    PgConnection probe(fx.url);
+    std::string port = probe.scalar("SELECT current_setting('port')");
     auto d = drivers::open_postgres(Url::parse("postgres:host=127.0.0.1 port=" + port +
                                                " user=postgres dbname=" + fx.db +
                                                " sslmode=disable?x-migrations-table=kv"));
@@ -756,12 +699,12 @@ TEST_CASE("postgres: a database golang-migrate left behind: its table and its lo
   for (std::string name : {fx.db, "/" + fx.db}) {
     CAPTURE(name);
     auto key = drivers::advisory_lock_key(name, {"public", "schema_migrations"});
-    Conn gm(fx.url);
-    gm.exec("SELECT pg_advisory_lock(" + std::to_string(key) + ")");
+    PgConnection gm(fx.url);
+    gm.scalar("SELECT pg_advisory_lock(" + std::to_string(key) + ")");
     CHECK(capture_error([&] { d->lock(200ms); }).code() == ErrorCode::kLockTimeout);
-    gm.exec("SELECT pg_advisory_unlock(" + std::to_string(key) + ")");
+    gm.scalar("SELECT pg_advisory_unlock(" + std::to_string(key) + ")");
     d->lock(1s);
-    CHECK(gm.exec("SELECT pg_try_advisory_lock(" + std::to_string(key) + ")") == "f");
+    CHECK(gm.scalar("SELECT pg_try_advisory_lock(" + std::to_string(key) + ")") == "f");
     d->unlock();
   }
   CHECK(d->apply(up_step(5, "CREATE TABLE five (x int);"), DbState{4, false}));
