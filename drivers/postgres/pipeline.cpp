@@ -76,6 +76,20 @@ std::optional<SqlFailure> run(PGconn* conn, const std::string& sql) {
 
 // Whether `text` is well-formed UTF-8 as PostgreSQL's pg_utf8_islegal() judges it: no overlong
 // form, no surrogate, nothing past U+10FFFF, no NUL.
+// Whether the server reads one message of the statements as libpg_query split them, with
+// positions counted in UTF-8 characters as the mapping back assumes: client and server encoding
+// UTF8, and standard_conforming_strings on (off, '\' in a string is an escape, and a string can
+// run on past where the split ended the statement). Parameters the server reports to libpq as
+// they change: no round trip.
+bool one_query_reads_as_split(PGconn* c) {
+  auto is = [&](const char* name, std::string_view want) {
+    const char* v = PQparameterStatus(c, name);
+    return v && std::string_view(v) == want;
+  };
+  return std::string_view(pg_encoding_to_char(PQclientEncoding(c))) == "UTF8" &&
+         is("server_encoding", "UTF8") && is("standard_conforming_strings", "on");
+}
+
 bool valid_utf8(std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const auto* end = p + text.size();
@@ -247,15 +261,15 @@ void Pipeline::finish_one_query() {
 std::optional<Pipeline::Failure> Pipeline::finish() {
   if (mode_ == Mode::kOneQuery && !finished_) {
     PGconn* c = conn_.raw();
-    if (std::string_view(pg_encoding_to_char(PQclientEncoding(c))) == "UTF8" &&
-        valid_utf8(text_)) {
+    if (one_query_reads_as_split(c) && valid_utf8(text_)) {
       finished_ = true;
       finish_one_query();
       return failure_;
     }
     // The server would refuse the whole message, with nothing to say which query held the
-    // byte it cannot read (or, in another client encoding, count positions otherwise): one
-    // extended-protocol query each, as kPipelined.
+    // byte it cannot read (or, in another encoding, count positions otherwise, or, with
+    // standard_conforming_strings off, read a backslash in a string as an escape that
+    // libpg_query's split did not): one extended-protocol query each, as kPipelined.
     mode_ = Mode::kPipelined;
     pipelined_ = true;
     start_pipeline();

@@ -258,12 +258,16 @@ DbState PostgresDriver::begin_and_read_state(bool with_history) {
   if (!table_ready_ || check_history) {
     conn_.exec("BEGIN", "starting a transaction");
     begin.clear();
-    const pqxx::result r =
-        conn_.exec_params("SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
-                          {version_->name(), history_->name()}, "looking for the version table");
+    // The third column: whether the session may UPDATE the version table, which the MERGE form
+    // of the version write needs (a table made now is the session's own).
+    const pqxx::result r = conn_.exec_params(
+        "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, CASE WHEN "
+        "to_regclass($1) IS NULL THEN true ELSE has_table_privilege($1, 'UPDATE') END",
+        {version_->name(), history_->name()}, "looking for the version table");
     if (!table_ready_ && !r[0][0].as<bool>()) {
       conn_.exec(version_->create(), fmt::format("creating the version table {}", version_->name()));
     }
+    if (!r[0][2].as<bool>()) version_->forgo_merge();
     if (check_history) prepare_history(r[0][1].as<bool>());
   }
   // One round trip when the table is known to exist.

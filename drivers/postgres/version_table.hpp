@@ -38,6 +38,9 @@ class VersionTable {
   // (PostgreSQL 15 and later).
   VersionTable(std::string quoted, bool merge) : quoted_(std::move(quoted)), merge_(merge) {}
   const std::string& name() const { return quoted_; }
+  // MERGE's UPDATE branch needs the UPDATE privilege, which golang-migrate's DELETE and INSERT do
+  // not: a role without it (found once per session) gets the DELETE and INSERT form.
+  void forgo_merge() { merge_ = false; }
 
   std::string create() const;
   // The state as state() reads it: the first row.

@@ -1423,3 +1423,52 @@ TEST_CASE("postgres: a migration and its history row travel in one round trip") 
   CHECK(e.code() == ErrorCode::kMigrationFailed);
   CHECK(e.sqlstate == "42P07");
 }
+
+TEST_CASE("postgres: a role with golang-migrate's rights on the version table migrates (no UPDATE needed)") {
+  // golang-migrate writes the version row with DELETE and INSERT; the MERGE form needs UPDATE.
+  PostgresFixture fx;
+  fx.open()->apply(with_row(up_step(1, "CREATE TABLE owned_by_admin (x int);")), kNone);
+  const std::string role = random_name("mig_");
+  fx.exec("CREATE ROLE " + role + " LOGIN");
+  fx.exec("GRANT SELECT, INSERT, DELETE ON schema_migrations TO " + role);
+  fx.exec("GRANT SELECT, INSERT ON schema_migrations_history TO " + role);
+  fx.exec("GRANT CREATE ON SCHEMA public TO " + role);
+  std::string url = fx.url;
+  url.replace(url.find("postgres@"), std::string("postgres@").size(), role + "@");
+  {
+    auto d = drivers::open_postgres(Url::parse(url));
+    CHECK(d->apply(with_row(up_step(2, "CREATE TABLE t2 (x int);")), DbState{1, false}));
+    CHECK(d->apply(with_row(up_step(3, "CREATE TABLE t3 (x int);")), DbState{2, false}));
+    CHECK(d->state() == DbState{3, false});
+    // The compare-and-swap still holds in the DELETE and INSERT form.
+    CHECK_FALSE(d->apply(with_row(up_step(4, "CREATE TABLE t4 (x int);")), DbState{2, false}));
+    CHECK_FALSE(fx.relation_exists("'t4'"));
+  }
+  fx.exec("DROP OWNED BY " + role);
+  fx.exec("DROP ROLE " + role);
+}
+
+TEST_CASE("postgres: on a SQL_ASCII or LATIN1 database a failure still names its statement, line and column") {
+  // The one-message transport maps positions counted in UTF-8 characters; on another server
+  // encoding the statements travel one query each, as before.
+  for (const char* encoding : {"SQL_ASCII", "LATIN1"}) {
+    CAPTURE(encoding);
+    const std::string admin = postgres_server_url();
+    const std::string db = random_name("enc_");
+    dbstep::testing::pg_exec(admin, "CREATE DATABASE " + db + " ENCODING '" + encoding +
+                                        "' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    {
+      auto d = drivers::open_postgres(Url::parse(url_with_database(admin, db)));
+      CHECK(d->apply(up_step(1, "CREATE TABLE a (x text);"), kNone));
+      auto e = capture_error([&] {
+        d->apply(up_step(2, "SELECT 'é';\nSELECT 1,\n  nosuchcol;\n"), DbState{1, false});
+      });
+      CHECK(e.code() == ErrorCode::kMigrationFailed);
+      CHECK(e.line == 3);
+      CHECK(e.column == 3);
+      CHECK(contains(e.what(), "nosuchcol"));
+      CHECK(d->state() == DbState{1, false});
+    }
+    dbstep::testing::pg_exec(admin, "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+  }
+}
