@@ -36,12 +36,10 @@ std::optional<std::vector<HistoryMark>> Driver::history_marks() {
   return marks;
 }
 
-std::map<Version, std::string> Driver::stored_downs(const std::vector<Version>& versions) {
-  std::map<Version, std::string> found;
-  for (Version v : versions) {
-    if (auto sql = stored_down(v)) found.emplace(v, std::move(*sql));
-  }
-  return found;
+std::optional<std::string> Driver::stored_down(Version version) {
+  auto found = stored_downs({version});
+  if (found.empty()) return std::nullopt;
+  return std::move(found.begin()->second);
 }
 
 std::string Driver::schema_snapshot() {

@@ -144,13 +144,15 @@ class Driver {
   // every run going up reads to find migrations pending below the current version, so drivers
   // read just those columns. The default takes them from history().
   virtual std::optional<std::vector<HistoryMark>> history_marks();
-  // The down SQL stored by the latest up row of `version` (applied, baseline or repaired), or
-  // nullopt. Read-only.
-  virtual std::optional<std::string> stored_down(Version /*version*/) { return std::nullopt; }
-  // stored_down() for each of `versions` at once (a rollback of many migrations asks once, not
-  // once per step): the versions that have stored down SQL, mapped to it; versions without are
-  // absent. Read-only. The default calls stored_down() per version.
-  virtual std::map<Version, std::string> stored_downs(const std::vector<Version>& versions);
+  // The down SQL stored by the latest up row (applied, baseline or repaired) of each of
+  // `versions`, read at once (a rollback of many migrations asks once per window of steps, not
+  // once per step): the versions that have one, mapped to it; versions without are absent.
+  // Read-only. Drivers without history keep the default: nothing stored.
+  virtual std::map<Version, std::string> stored_downs(const std::vector<Version>& /*versions*/) {
+    return {};
+  }
+  // stored_downs() of one version, or nullopt.
+  std::optional<std::string> stored_down(Version version);
   // set_state() and the `rows` appended, in one transaction (force, baseline, repair). The
   // default, for drivers without history, only sets the state.
   virtual void record_state(const DbState& state, const std::vector<HistoryRow>& /*rows*/) {

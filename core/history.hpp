@@ -38,7 +38,7 @@ struct HistoryRow {
   std::optional<std::string> checksum;  // migration_checksum() of the file that ran; none: no file
   // An up step's down file as it was then (none: there was no down file). Filled when the
   // Migrator hands the row to the driver; Driver::history() leaves it empty and says only
-  // whether one is stored (Driver::stored_down() reads it), to keep reading the history cheap.
+  // whether one is stored (Driver::stored_downs() reads it), to keep reading the history cheap.
   std::optional<std::string> down_sql;
   bool down_stored = false;
   std::string applied_at;  // when the step started, UTC: "2026-12-01T10:20:00.123Z"

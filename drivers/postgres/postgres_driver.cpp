@@ -219,12 +219,6 @@ std::optional<std::vector<HistoryMark>> PostgresDriver::history_marks() {
   return pg::read_history_marks(conn_, *history_);
 }
 
-std::optional<std::string> PostgresDriver::stored_down(Version version) {
-  auto found = stored_downs({version});
-  if (found.empty()) return std::nullopt;
-  return std::move(found.begin()->second);
-}
-
 std::map<Version, std::string> PostgresDriver::stored_downs(const std::vector<Version>& versions) {
   return pg::read_stored_downs(conn_, *history_, versions);
 }

@@ -46,7 +46,6 @@ class PostgresDriver final : public Driver {
   void set_state(const DbState& state) override;
   std::optional<std::vector<HistoryRow>> history() override;
   std::optional<std::vector<HistoryMark>> history_marks() override;
-  std::optional<std::string> stored_down(Version version) override;
   std::map<Version, std::string> stored_downs(const std::vector<Version>& versions) override;
   void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;

@@ -94,7 +94,6 @@ class SqliteDriver final : public Driver {
   void set_state(const DbState& state) override;
   std::optional<std::vector<HistoryRow>> history() override;
   std::optional<std::vector<HistoryMark>> history_marks() override;
-  std::optional<std::string> stored_down(Version version) override;
   std::map<Version, std::string> stored_downs(const std::vector<Version>& versions) override;
   void record_state(const DbState& state, const std::vector<HistoryRow>& rows) override;
   void drop() override;
@@ -575,12 +574,6 @@ std::optional<std::vector<HistoryRow>> SqliteDriver::history() {
 std::optional<std::vector<HistoryMark>> SqliteDriver::history_marks() {
   if (!open_connection(false)) return std::nullopt;
   return history_.read_marks(handle());
-}
-
-std::optional<std::string> SqliteDriver::stored_down(Version version) {
-  auto found = stored_downs({version});
-  if (found.empty()) return std::nullopt;
-  return std::move(found.begin()->second);
 }
 
 std::map<Version, std::string> SqliteDriver::stored_downs(const std::vector<Version>& versions) {

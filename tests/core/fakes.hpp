@@ -133,18 +133,19 @@ class FakeDriver final : public Driver {
     }
     return rows;
   }
-  std::optional<std::string> stored_down(Version v) override {
-    for (auto it = history_rows.rbegin(); it != history_rows.rend(); ++it) {
-      if (it->version == v && it->direction == Direction::kUp && it->kind != HistoryKind::kFailed &&
-          it->kind != HistoryKind::kForced) {
-        return it->down_sql;
-      }
-    }
-    return std::nullopt;
-  }
   std::map<Version, std::string> stored_downs(const std::vector<Version>& versions) override {
     ++stored_downs_calls;
-    return Driver::stored_downs(versions);
+    std::map<Version, std::string> found;
+    for (Version v : versions) {
+      for (auto it = history_rows.rbegin(); it != history_rows.rend(); ++it) {
+        if (it->version == v && it->direction == Direction::kUp &&
+            it->kind != HistoryKind::kFailed && it->kind != HistoryKind::kForced) {
+          if (it->down_sql) found.emplace(v, *it->down_sql);
+          break;
+        }
+      }
+    }
+    return found;
   }
   void record_state(const DbState& s, const std::vector<HistoryRow>& rows) override {
     current = s;
