@@ -81,23 +81,50 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
           history_->next_id(), fmt::format("reading the history from {}", history_->name()));
       next_history_id_ = r[0][0].as<std::int64_t>();
     }
+    // The bookkeeping statements prepared on the session (prepared_bookkeeping.hpp), never in
+    // the session's first write (the tables may not exist before it commits).
+    const bool may_prepare = pg::PreparedBookkeeping::may_use_for(step.sql);
+    if (!may_prepare) prepared_.forget();  // the file may remove them
+    const bool use_prepared = ready && may_prepare && lock_->session_is_ours();
     Pipeline p(conn_, Pipeline::mode_for(step, script));
     std::size_t first = 0;  // the index of the file's first statement
+    std::optional<std::size_t> prepare_version, prepare_history;  // the PREPAREs' indexes
+    std::size_t prepares = 0;  // the index of the first PREPARE
     if (ready) {
       p.add("BEGIN");
       if (auto check = lock_->session_check_sql(); !check.empty()) p.add(check);
+      prepares = p.size();
+      if (use_prepared && !prepared_.version_write_prepared()) {
+        prepare_version = p.size();
+        p.add(version_->prepare_check_and_write(prepared_.version_write()));
+      }
+      if (use_prepared && with_history && !prepared_.history_insert_prepared()) {
+        prepare_history = p.size();
+        p.add(history_->prepare_insert(prepared_.history_insert()));
+      }
       first = p.size();
     }
     p.add_statements(step, script);
     const std::size_t bookkeeping = p.size();
     // The row's applied_at is the server's now(), the transaction's start; its duration runs
     // to the append, after the file's last statement.
-    if (with_history) p.add(history_->insert(*step.history, std::nullopt, next_history_id_));
+    if (with_history) {
+      p.add(use_prepared ? history_->execute_insert(prepared_.history_insert(), *step.history,
+                                                    *next_history_id_)
+                         : history_->insert(*step.history, std::nullopt, next_history_id_));
+    }
     const std::size_t version_write = p.size();
-    p.add(version_->check_and_write(expected, done));
+    p.add(use_prepared
+              ? version_->execute_check_and_write(prepared_.version_write(), expected, done)
+              : version_->check_and_write(expected, done));
     const std::size_t commit = p.size();
     p.add("COMMIT");
-    if (auto failed = p.finish()) {
+    auto failed = p.finish();
+    // A PREPARE the server ran stays, whatever became of the transaction.
+    const std::size_t ran = failed ? failed->index : p.size();
+    if (prepare_version && *prepare_version < ran) prepared_.set_version_write_prepared();
+    if (prepare_history && *prepare_history < ran) prepared_.set_history_insert_prepared();
+    if (failed) {
       rollback_quietly();  // first: nothing below may leave the transaction open
       next_history_id_.reset();
       const std::size_t i = failed->index;
@@ -113,6 +140,7 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
         // The id was taken, and the version left as it was: again, with the id read anew.
         return apply_in_transaction(step, script, expected, /*retried=*/true);
       }
+      if (i >= prepares && i < first) conn_.fail("preparing dbstep's bookkeeping statements", f);
       if (i < first) conn_.fail("starting a transaction", f);
       if (i < bookkeeping) throw pg::statement_error(conn_, step, script, i - first, f);
       if (with_history && i < version_write) history_failed(step.version, f);
@@ -137,6 +165,7 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
 
 bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) {
   next_history_id_.reset();  // its rows take max + 1
+  prepared_.forget();        // its files may remove them
   if (begin_and_read_state() != expected) {
     rollback_quietly();
     return false;
@@ -224,6 +253,7 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
 bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& script,
                                                const DbState& expected) {
   next_history_id_.reset();  // its rows take max + 1
+  prepared_.forget();        // DISCARD ALL runs only outside a transaction
   // The row is written after the file ran, outside the step's statements: its timing is the
   // client's (when the step started, and how long it took).
   const auto started_at = std::chrono::system_clock::now();

@@ -36,6 +36,15 @@ std::string hex_literal(std::string_view v) {
   return out;
 }
 
+constexpr std::string_view kInsert =
+    "INSERT INTO {} (id, version, identifier, direction, kind, checksum, down_sql, applied_at, "
+    "duration_ms, applied_by, dbstep_version) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})";
+// In a step's transaction: its start, and the time since at the append. date_part() is double
+// precision like the column; extract() would compute a numeric first.
+constexpr std::string_view kServerAppliedAt = "now()";
+constexpr std::string_view kServerDuration =
+    "date_part('epoch', clock_timestamp() - now()) * 1000";
+
 }  // namespace
 
 HistorySql::HistorySql(std::string quoted, std::string name, Literals literals)
@@ -67,22 +76,33 @@ std::string HistorySql::create() const {
 std::string HistorySql::insert(const HistoryRow& row, const std::optional<Timing>& timing,
                                std::optional<std::int64_t> id) const {
   const std::string applied_at =
-      timing ? literal(timing->applied_at) + "::timestamptz" : std::string("now()");
-  // date_part() is double precision like the column; extract() would compute a numeric first.
+      timing ? literal(timing->applied_at) + "::timestamptz" : std::string(kServerAppliedAt);
   const std::string duration =
-      timing ? fmt::format("{}", timing->duration_ms)
-             : std::string("date_part('epoch', clock_timestamp() - now()) * 1000");
+      timing ? fmt::format("{}", timing->duration_ms) : std::string(kServerDuration);
   // The next id is max + 1, not a sequence's: a sequence advances in a transaction that rolls
   // back, and a failed migration must leave the database exactly as it was. Writers hold the
   // migration lock, so two never pick the same id (and the primary key would refuse it).
+  return fmt::format(fmt::runtime(kInsert), quoted_,
+                     id ? std::to_string(*id) : "(" + next_id() + ")", row.version,
+                     literal(row.identifier), fmt::format("'{}'", to_string(row.direction)),
+                     fmt::format("'{}'", to_string(row.kind)), optional_literal(row.checksum),
+                     bytes_literal(row.down_sql), applied_at, duration, literal(row.applied_by),
+                     literal(row.dbstep_version));
+}
+
+std::string HistorySql::prepare_insert(std::string_view name) const {
   return fmt::format(
-      "INSERT INTO {} (id, version, identifier, direction, kind, checksum, down_sql, applied_at, "
-      "duration_ms, applied_by, dbstep_version) VALUES ({}, {}, {}, '{}', '{}', {}, {}, {}, {}, "
-      "{}, {})",
-      quoted_, id ? std::to_string(*id) : "(" + next_id() + ")", row.version,
-      literal(row.identifier), to_string(row.direction), to_string(row.kind),
-      optional_literal(row.checksum), bytes_literal(row.down_sql), applied_at, duration,
-      literal(row.applied_by), literal(row.dbstep_version));
+             "PREPARE {}(bigint, bigint, text, text, text, text, bytea, text, text) AS ", name) +
+         fmt::format(fmt::runtime(kInsert), quoted_, "$1", "$2", "$3", "$4", "$5", "$6", "$7",
+                     kServerAppliedAt, kServerDuration, "$8", "$9");
+}
+
+std::string HistorySql::execute_insert(std::string_view name, const HistoryRow& row,
+                                       std::int64_t id) const {
+  return fmt::format("EXECUTE {}({}, {}, {}, '{}', '{}', {}, {}, {}, {})", name, id, row.version,
+                     literal(row.identifier), to_string(row.direction), to_string(row.kind),
+                     optional_literal(row.checksum), bytes_literal(row.down_sql),
+                     literal(row.applied_by), literal(row.dbstep_version));
 }
 
 std::string HistorySql::next_id() const {

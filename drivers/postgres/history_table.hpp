@@ -53,6 +53,12 @@ class HistorySql {
   // which costs the server about as much again as the rest of the INSERT.
   std::string insert(const HistoryRow& row, const std::optional<Timing>& timing = {},
                      std::optional<std::int64_t> id = std::nullopt) const;
+  // insert() without `timing`, with `id`, as prepared statement `name` (an identifier) taking
+  // the row's values (id, version, identifier, direction, kind, checksum, down_sql, applied_by,
+  // dbstep_version); execute_insert() runs it for `row`. The server then does not parse and
+  // analyse the INSERT again for every migration (prepared_bookkeeping.hpp).
+  std::string prepare_insert(std::string_view name) const;
+  std::string execute_insert(std::string_view name, const HistoryRow& row, std::int64_t id) const;
   // The id the next row takes (one row, one column).
   std::string next_id() const;
   // Every row in id order, columns as parse_row() reads them (down_sql as a has-one flag).

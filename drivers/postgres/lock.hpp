@@ -53,6 +53,12 @@ class MigrationLock {
   // Releases it. Throws Error(kLocked) when not held.
   void unlock();
   bool held() const { return held_; }
+  // Whether the session is surely the driver's alone while the lock is held: the advisory lock,
+  // taken on a direct connection (no pooler seen, none declared). Session state (a prepared
+  // statement) then lasts the run.
+  bool session_is_ours() const {
+    return held_ && options_.lock_strategy == LockStrategy::kAdvisory && !pooler_.behind_pooler();
+  }
   // A statement for each writing transaction that fails unless its server session holds the
   // lock (PoolerCheck::migration_check_sql); empty when there is nothing to check.
   std::string session_check_sql() const {

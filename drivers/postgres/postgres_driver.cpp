@@ -234,6 +234,7 @@ void PostgresDriver::drop() {
   if (options_.lock_strategy == pg::LockStrategy::kTable) targets.keep_lock_table = options_.lock_table;
   pg::drop_everything(conn_, targets);
   next_history_id_.reset();
+  prepared_.forget();
   table_ready_ = false;
   history_ready_ = false;
 }

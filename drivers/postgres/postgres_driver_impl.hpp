@@ -22,6 +22,7 @@
 #include "drivers/postgres/options.hpp"
 #include "drivers/postgres/pipeline.hpp"
 #include "drivers/postgres/pooler_check.hpp"
+#include "drivers/postgres/prepared_bookkeeping.hpp"
 #include "drivers/postgres/schema_snapshot.hpp"
 #include "drivers/postgres/statements.hpp"
 #include "drivers/postgres/version_table.hpp"
@@ -133,6 +134,8 @@ class PostgresDriver final : public Driver {
   // the primary key refuses the row, the step rolls back, and it runs again once with the id
   // read anew. Forgotten after any other write of the history and after any failure.
   std::optional<std::int64_t> next_history_id_;
+  // The history INSERT and the version write, prepared on this session (prepared_bookkeeping.hpp).
+  pg::PreparedBookkeeping prepared_;
 };
 
 }  // namespace dbstep::drivers::pg

@@ -44,16 +44,43 @@ std::vector<std::string> VersionTable::write(const DbState& s) const {
   return out;
 }
 
+namespace {
+
+// USING (SELECT): one source row, matched by the expected row or by nothing.
+constexpr std::string_view kMerge =
+    "MERGE INTO {} t USING (SELECT) s ON t.version = {} AND t.dirty = {} WHEN MATCHED THEN "
+    "UPDATE SET version = {}, dirty = {} WHEN NOT MATCHED THEN INSERT (version) VALUES (NULL)";
+
+const char* bool_literal(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+bool VersionTable::merges(const DbState& expected, const DbState& next) const {
+  const bool row_before = expected.version || expected.dirty;
+  const bool row_after = next.version || next.dirty;
+  return merge_ && row_before && row_after;
+}
+
+std::string VersionTable::prepare_check_and_write(std::string_view name) const {
+  return fmt::format("PREPARE {}(bigint, boolean, bigint, boolean) AS ", name) +
+         fmt::format(fmt::runtime(kMerge), quoted_, "$1", "$2", "$3", "$4");
+}
+
+std::string VersionTable::execute_check_and_write(std::string_view name, const DbState& expected,
+                                                  const DbState& next) const {
+  if (!merges(expected, next)) return check_and_write(expected, next);
+  return fmt::format("EXECUTE {}({}, {}, {}, {})", name, version_literal(expected.version),
+                     bool_literal(expected.dirty), version_literal(next.version),
+                     bool_literal(next.dirty));
+}
+
 std::string VersionTable::check_and_write(const DbState& expected, const DbState& next) const {
   const bool row_before = expected.version || expected.dirty;
   const bool row_after = next.version || next.dirty;
-  if (merge_ && row_before && row_after) {
-    // USING (SELECT): one source row, matched by the expected row or by nothing.
-    return fmt::format(
-        "MERGE INTO {} t USING (SELECT) s ON t.version = {} AND t.dirty = {} WHEN MATCHED THEN "
-        "UPDATE SET version = {}, dirty = {} WHEN NOT MATCHED THEN INSERT (version) VALUES (NULL)",
-        quoted_, version_literal(expected.version), expected.dirty ? "true" : "false",
-        version_literal(next.version), next.dirty ? "true" : "false");
+  if (merges(expected, next)) {
+    return fmt::format(fmt::runtime(kMerge), quoted_, version_literal(expected.version),
+                       bool_literal(expected.dirty), version_literal(next.version),
+                       bool_literal(next.dirty));
   }
   // 1 / 0 unless the rows deleted are exactly the expected state: none for {none, clean}, else
   // one or more rows all equal to it (state() reads the first).

@@ -16,6 +16,11 @@
 // racing writer blocks on the row the other took (or on the primary key) and finds, once the
 // other commits, a row that is no longer the expected one, or none (MERGE then takes the
 // not-matched branch).
+//
+// On a session that is the driver's own for the whole run (prepared_bookkeeping.hpp), the MERGE
+// is prepared once (prepare_check_and_write) and each migration sends EXECUTE with its four
+// values: the server then neither parses nor analyses it again, which cost it about 7% of a
+// small migration's time, more than any other part of the bookkeeping.
 
 #include <string>
 #include <string_view>
@@ -52,11 +57,21 @@ class VersionTable {
   std::vector<std::string> write(const DbState& s) const;
   // The fused compare-and-swap: {expected} -> {next}, one statement (above).
   std::string check_and_write(const DbState& expected, const DbState& next) const;
+  // The MERGE form of check_and_write() as prepared statement `name` (an identifier), taking
+  // (expected version, expected dirty, next version, next dirty).
+  std::string prepare_check_and_write(std::string_view name) const;
+  // check_and_write() through prepared statement `name` (prepare_check_and_write()) when it
+  // takes the MERGE form, else check_and_write() itself.
+  std::string execute_check_and_write(std::string_view name, const DbState& expected,
+                                      const DbState& next) const;
 
   // The state in `r` (select()'s result). Throws Error(kDatabase) for a version that is not one.
   DbState parse(const pqxx::result& r) const;
 
  private:
+  // Whether check_and_write() takes the MERGE form for this step.
+  bool merges(const DbState& expected, const DbState& next) const;
+
   std::string quoted_;
   bool merge_;
 };

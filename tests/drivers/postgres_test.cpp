@@ -1424,6 +1424,61 @@ TEST_CASE("postgres: a migration and its history row travel in one round trip") 
   CHECK(e.sqlstate == "42P07");
 }
 
+TEST_CASE("postgres: with the advisory lock on a direct connection, the bookkeeping is prepared once") {
+  // The history INSERT and the version write's MERGE are prepared on the session (PREPARE, in
+  // the message of the first migration after the session's first write) and each migration sends
+  // EXECUTE. A migration sees what its session has prepared through pg_prepared_statements.
+  PostgresFixture fx;
+  auto prepared_seen_by = [&](Driver& d, Version v, const std::string& table) {
+    REQUIRE(d.apply(with_row(up_step(v, "CREATE TABLE " + table +
+                                            " AS SELECT name FROM pg_prepared_statements;")),
+                    DbState{v - 1, false}));
+    return fx.query("SELECT coalesce(string_agg(name, ',' ORDER BY name), '') FROM " + table);
+  };
+  auto d = fx.open();
+  d->lock(5s, nullptr);
+  REQUIRE(d->apply(with_row(up_step(1, "CREATE TABLE one (x int);")), kNone));
+  CHECK(prepared_seen_by(*d, 2, "seen2") == "dbstep_history_insert_0,dbstep_version_write_0");
+  CHECK(prepared_seen_by(*d, 3, "seen3") == "dbstep_history_insert_0,dbstep_version_write_0");
+
+  // The compare-and-swap holds through EXECUTE: another process moved the version meanwhile,
+  // and the step runs nothing.
+  fx.exec("UPDATE schema_migrations SET version = 9");
+  CHECK_FALSE(d->apply(with_row(up_step(4, "CREATE TABLE four (x int);")), DbState{3, false}));
+  CHECK_FALSE(fx.table_exists("four"));
+  CHECK(fx.query("SELECT version FROM schema_migrations") == "9");
+
+  // A file that removes prepared statements runs with the bookkeeping as text; the next one
+  // prepares it again, under new names.
+  REQUIRE(d->apply(with_row(up_step(10, "DEALLOCATE ALL; CREATE TABLE ten (x int);")),
+                   DbState{9, false}));
+  CHECK(prepared_seen_by(*d, 11, "seen11") == "dbstep_history_insert_1,dbstep_version_write_1");
+
+  // Down steps use them too; every row is whole.
+  REQUIRE(d->apply(with_row(make_step(11, 10, "11_x.down.sql", "DROP TABLE seen11;",
+                                      Direction::kDown)),
+                   DbState{11, false}));
+  CHECK(d->state() == DbState{10, false});
+  CHECK_FALSE(fx.table_exists("seen11"));
+  CHECK(fx.query("SELECT string_agg(id || ':' || version || ':' || direction, ',' ORDER BY id) "
+                 "FROM schema_migrations_history") ==
+        "1:1:up,2:2:up,3:3:up,4:10:up,5:11:up,6:11:down");
+  CHECK(fx.query_int("SELECT count(*) FROM schema_migrations_history WHERE applied_at IS NULL OR "
+                     "duration_ms < 0 OR checksum IS NULL OR applied_by = ''") == 0);
+  d->unlock();
+
+  // Without the lock, or with the table strategy (a pooler in transaction mode may sit in
+  // between), the session is not known to be the driver's: nothing is prepared.
+  auto t = fx.open("x-lock-strategy=table");
+  t->lock(5s, nullptr);
+  REQUIRE(t->apply(with_row(up_step(12, "SELECT 1;")), DbState{10, false}));
+  CHECK(prepared_seen_by(*t, 13, "seen13") == "");
+  t->unlock();
+  auto u = fx.open();
+  REQUIRE(u->apply(with_row(up_step(14, "SELECT 1;")), DbState{13, false}));
+  CHECK(prepared_seen_by(*u, 15, "seen15") == "");
+}
+
 TEST_CASE("postgres: a role with golang-migrate's rights on the version table migrates (no UPDATE needed)") {
   // golang-migrate writes the version row with DELETE and INSERT; the MERGE form needs UPDATE.
   PostgresFixture fx;

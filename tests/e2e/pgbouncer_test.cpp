@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -239,11 +240,26 @@ class StatementSniffer {
       if (pending[0] == 'P') {  // Parse: statement name, query, ...
         ++parses_;
         note(body.substr(0, body.find('\0')));
+        note_sql_level(body.substr(body.find('\0') + 1));
+      } else if (pending[0] == 'Q') {  // Query: the text
+        note_sql_level(body);
       } else if (pending[0] == 'B') {  // Bind: portal name, statement name, ...
         const std::size_t statement = body.find('\0') + 1;
         note(body.substr(statement, body.find('\0', statement) - statement));
       }
       pending.erase(0, size);
+    }
+  }
+
+  // The SQL-level kind, PREPARE name ... and EXECUTE name(...), lives in the session as well.
+  void note_sql_level(const std::string& sql) {
+    for (const std::string word : {"PREPARE ", "EXECUTE "}) {
+      for (std::size_t at = sql.find(word); at != std::string::npos; at = sql.find(word, at + 1)) {
+        const std::size_t from = at + word.size();
+        std::size_t end = from;
+        while (end < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[end])) || sql[end] == '_')) ++end;
+        note(sql.substr(from, end - from));
+      }
     }
   }
 
@@ -466,4 +482,10 @@ TEST_CASE("pgbouncer: the driver never sends a named prepared statement") {
   PQclear(PQexecPrepared(probe, "probe_statement", 0, nullptr, nullptr, nullptr, 0));
   PQfinish(probe);
   CHECK(sniffer.named_statements() == std::set<std::string>{"probe_statement"});
+  // ... and the SQL-level kind.
+  probe = PQconnectdb(with_port(database.pooled(), sniffer.port()).c_str());
+  REQUIRE(PQstatus(probe) == CONNECTION_OK);
+  PQclear(PQexec(probe, "BEGIN; PREPARE sql_probe AS SELECT 1; EXECUTE sql_probe; COMMIT"));
+  PQfinish(probe);
+  CHECK(sniffer.named_statements() == std::set<std::string>{"probe_statement", "sql_probe"});
 }

@@ -1,0 +1,86 @@
+#pragma once
+// The PostgreSQL driver's two bookkeeping statements, the history row's INSERT and the version
+// write's MERGE (history_table.hpp, version_table.hpp), prepared once per server session
+// (PREPARE ... AS) so that each migration's message carries EXECUTE with the step's values. The
+// server then does not parse, analyse and plan them again for every migration, which cost it
+// about 7% of a small migration's time, the MERGE's planning most of it (bench/README.md,
+// "Prepared bookkeeping").
+//
+// When (the driver decides, with MigrationLock::session_is_ours()): only on a session that is
+// surely the driver's alone for the run, the advisory lock held on a direct connection. Behind a
+// pooler a transaction could run on a server session that never saw the PREPARE; there the
+// statements travel as text, as before.
+//
+// How: the PREPAREs travel in the message of the first migration that uses them, after BEGIN and
+// before the file's statements. A prepared statement is not transactional (a rollback does not
+// take it back), so each exists as soon as the server ran it, whatever becomes of the rest of
+// the message: the driver marks them prepared when the message's results reach past them.
+//
+// A migration could remove them (DEALLOCATE, DISCARD ALL): a step whose text names either runs
+// with the statements as text, and the driver forgets the prepared ones, as after a step run
+// outside a transaction, a --single-transaction batch and drop(). The next use prepares them
+// again under new names (the old names may survive, and PREPARE refuses a name in use).
+//
+// Pure bookkeeping of names and flags: no connection.
+
+#include <string>
+#include <string_view>
+
+namespace dbstep::drivers::pg {
+
+class PreparedBookkeeping {
+ public:
+  PreparedBookkeeping() { name(); }
+
+  // Whether a migration of text `sql` may run with the prepared statements: false when the
+  // text mentions DEALLOCATE or DISCARD anywhere (comments and strings included: cheap, and on
+  // the safe side).
+  static bool may_use_for(std::string_view sql);
+
+  // The statements' names in this generation (SQL identifiers, no quoting needed).
+  const std::string& version_write() const { return version_write_; }
+  const std::string& history_insert() const { return history_insert_; }
+
+  bool version_write_prepared() const { return version_write_prepared_; }
+  bool history_insert_prepared() const { return history_insert_prepared_; }
+  void set_version_write_prepared() { version_write_prepared_ = true; }
+  void set_history_insert_prepared() { history_insert_prepared_ = true; }
+
+  // Neither is prepared any more, as far as the driver can tell: the next use prepares them
+  // under new names.
+  void forget() {
+    ++generation_;
+    name();
+  }
+
+ private:
+  void name() {
+    version_write_ = "dbstep_version_write_" + std::to_string(generation_);
+    history_insert_ = "dbstep_history_insert_" + std::to_string(generation_);
+    version_write_prepared_ = history_insert_prepared_ = false;
+  }
+
+  unsigned generation_ = 0;
+  std::string version_write_;
+  std::string history_insert_;
+  bool version_write_prepared_ = false;
+  bool history_insert_prepared_ = false;
+};
+
+inline bool PreparedBookkeeping::may_use_for(std::string_view sql) {
+  // ASCII case-insensitive search for either word.
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+  auto contains = [&](std::string_view word) {
+    if (sql.size() < word.size()) return false;
+    for (std::size_t i = 0; i + word.size() <= sql.size(); ++i) {
+      if (lower(sql[i]) != word[0]) continue;
+      std::size_t k = 1;
+      while (k < word.size() && lower(sql[i + k]) == word[k]) ++k;
+      if (k == word.size()) return true;
+    }
+    return false;
+  };
+  return !contains("deallocate") && !contains("discard");
+}
+
+}  // namespace dbstep::drivers::pg
