@@ -20,11 +20,13 @@ namespace dbstep::drivers::pg {
 namespace {
 
 // libpq's connection keywords (host, port, sslmode, options ...), from libpq itself: libpqxx
-// takes a connection string and has no list of them.
+// takes a connection string and has no list of them. PQconninfoParse() of nothing lists them
+// without working out their defaults, as PQconndefaults() would (the user's name from the
+// password database, the service file, the environment), which PQconnectdb() does anyway.
 const std::set<std::string>& libpq_keywords() {
   static const std::set<std::string> keywords = [] {
     std::set<std::string> out;
-    if (PQconninfoOption* opts = PQconndefaults()) {
+    if (PQconninfoOption* opts = PQconninfoParse("", nullptr)) {
       for (PQconninfoOption* o = opts; o->keyword; ++o) out.insert(o->keyword);
       PQconninfoFree(opts);
     }
