@@ -82,26 +82,17 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
       next_history_id_ = r[0][0].as<std::int64_t>();
     }
     // The bookkeeping statements prepared on the session (prepared_bookkeeping.hpp), never in
-    // the session's first write (the tables may not exist before it commits).
+    // the session's first write (the tables may not exist before it commits), nor when the step
+    // runs again after they went missing.
     const bool may_prepare = pg::PreparedBookkeeping::may_use_for(step.sql);
     if (!may_prepare) prepared_.forget();  // the file may remove them
-    const bool use_prepared = ready && may_prepare && lock_->session_is_ours();
+    const bool use_prepared = ready && may_prepare && !retried && lock_->session_is_ours() &&
+                              prepare_bookkeeping(with_history);
     Pipeline p(conn_, Pipeline::mode_for(step, script));
     std::size_t first = 0;  // the index of the file's first statement
-    std::optional<std::size_t> prepare_version, prepare_history;  // the PREPAREs' indexes
-    std::size_t prepares = 0;  // the index of the first PREPARE
     if (ready) {
       p.add("BEGIN");
       if (auto check = lock_->session_check_sql(); !check.empty()) p.add(check);
-      prepares = p.size();
-      if (use_prepared && !prepared_.version_write_prepared()) {
-        prepare_version = p.size();
-        p.add(version_->prepare_check_and_write(prepared_.version_write()));
-      }
-      if (use_prepared && with_history && !prepared_.history_insert_prepared()) {
-        prepare_history = p.size();
-        p.add(history_->prepare_insert(prepared_.history_insert()));
-      }
       first = p.size();
     }
     p.add_statements(step, script);
@@ -120,10 +111,6 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     const std::size_t commit = p.size();
     p.add("COMMIT");
     auto failed = p.finish();
-    // A PREPARE the server ran stays, whatever became of the transaction.
-    const std::size_t ran = failed ? failed->index : p.size();
-    if (prepare_version && *prepare_version < ran) prepared_.set_version_write_prepared();
-    if (prepare_history && *prepare_history < ran) prepared_.set_history_insert_prepared();
     if (failed) {
       rollback_quietly();  // first: nothing below may leave the transaction open
       next_history_id_.reset();
@@ -140,7 +127,12 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
         // The id was taken, and the version left as it was: again, with the id read anew.
         return apply_in_transaction(step, script, expected, /*retried=*/true);
       }
-      if (i >= prepares && i < first) conn_.fail("preparing dbstep's bookkeeping statements", f);
+      if (use_prepared && i >= bookkeeping && i < commit && f.sqlstate == "26000") {
+        // A prepared statement went missing (DEALLOCATE in a function the file called): the
+        // transaction rolled back; again, with the bookkeeping as text.
+        prepared_.forget();
+        return apply_in_transaction(step, script, expected, /*retried=*/true);
+      }
       if (i < first) conn_.fail("starting a transaction", f);
       if (i < bookkeeping) throw pg::statement_error(conn_, step, script, i - first, f);
       if (with_history && i < version_write) history_failed(step.version, f);
@@ -160,6 +152,29 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
   }
   mark_committed();
   if (with_history) ++*next_history_id_;
+  return true;
+}
+
+bool PostgresDriver::prepare_bookkeeping(bool with_history) {
+  std::string sql;
+  // The version write is prepared in its MERGE form only (PostgreSQL 15 and later, a role that
+  // may UPDATE the table): its other forms are sent as text.
+  if (version_->uses_merge() && !prepared_.version_write_prepared()) {
+    sql += version_->prepare_check_and_write(prepared_.version_write()) + ";\n";
+  }
+  if (with_history && !prepared_.history_insert_prepared()) {
+    sql += history_->prepare_insert(prepared_.history_insert()) + ";\n";
+  }
+  if (sql.empty()) return true;
+  if (auto [r, failed] = conn_.try_exec(sql); failed) {
+    // The step then sends the statements as text, and their failure, if any, says what is
+    // wrong (a history table of another shape ...). New names next time: one may exist.
+    conn_.rollback_quietly();
+    prepared_.forget();
+    return false;
+  }
+  if (version_->uses_merge()) prepared_.set_version_write_prepared();
+  if (with_history) prepared_.set_history_insert_prepared();
   return true;
 }
 

@@ -106,8 +106,12 @@ class PostgresDriver final : public Driver {
   // (another process moved it, which explains the failure). False when it cannot be read.
   bool state_moved(const DbState& expected) noexcept;
 
+  // Prepares the bookkeeping statements not yet prepared on the session (prepared_), the history
+  // INSERT only `with_history`, in a round trip of its own outside any transaction. False when
+  // the server refused: the step then sends them as text.
+  bool prepare_bookkeeping(bool with_history);
   // `retried`: this is the step's second try, after its history id was taken by a writer that
-  // left the version as it was (see next_history_id_).
+  // left the version as it was (see next_history_id_), or a prepared statement went missing.
   bool apply_in_transaction(const Step& step, const Script& script, const DbState& expected,
                             bool retried = false);
   bool apply_outside_transaction(const Step& step, const Script& script, const DbState& expected);

@@ -11,15 +11,19 @@
 // pooler a transaction could run on a server session that never saw the PREPARE; there the
 // statements travel as text, as before.
 //
-// How: the PREPAREs travel in the message of the first migration that uses them, after BEGIN and
-// before the file's statements. A prepared statement is not transactional (a rollback does not
-// take it back), so each exists as soon as the server ran it, whatever becomes of the rest of
-// the message: the driver marks them prepared when the message's results reach past them.
+// How: in a round trip of their own, outside any transaction, before the first migration that
+// uses them (the session's second: its first write makes the tables); PREPARE alone in its
+// message, so the server keeps only that text. The version write is prepared in its MERGE form
+// only (PostgreSQL 15 and later, a role that may UPDATE the table); its other forms travel as
+// text. A PREPARE the server refuses (a history table of another shape ...) is not an error:
+// the step sends the statements as text, whose failure says what is wrong.
 //
 // A migration could remove them (DEALLOCATE, DISCARD ALL): a step whose text names either runs
 // with the statements as text, and the driver forgets the prepared ones, as after a step run
-// outside a transaction, a --single-transaction batch and drop(). The next use prepares them
-// again under new names (the old names may survive, and PREPARE refuses a name in use).
+// outside a transaction, a --single-transaction batch and drop(). A function the file calls can
+// still run DEALLOCATE: the step's EXECUTE then fails (SQLSTATE 26000), its transaction rolls
+// back, and it runs once more with the statements as text. The next use prepares them again
+// under new names (the old names may survive, and PREPARE refuses a name in use).
 //
 // Pure bookkeeping of names and flags: no connection.
 

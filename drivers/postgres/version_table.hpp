@@ -46,6 +46,9 @@ class VersionTable {
   // MERGE's UPDATE branch needs the UPDATE privilege, which golang-migrate's DELETE and INSERT do
   // not: a role without it (found once per session) gets the DELETE and INSERT form.
   void forgo_merge() { merge_ = false; }
+  // Whether check_and_write() takes the MERGE form where a row stays (the server has MERGE, and
+  // it was not forgone).
+  bool uses_merge() const { return merge_; }
 
   std::string create() const;
   // The state as state() reads it: the first row.
@@ -58,7 +61,7 @@ class VersionTable {
   // The fused compare-and-swap: {expected} -> {next}, one statement (above).
   std::string check_and_write(const DbState& expected, const DbState& next) const;
   // The MERGE form of check_and_write() as prepared statement `name` (an identifier), taking
-  // (expected version, expected dirty, next version, next dirty).
+  // (expected version, expected dirty, next version, next dirty); only when uses_merge().
   std::string prepare_check_and_write(std::string_view name) const;
   // check_and_write() through prepared statement `name` (prepare_check_and_write()) when it
   // takes the MERGE form, else check_and_write() itself.

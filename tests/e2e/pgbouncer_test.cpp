@@ -251,15 +251,28 @@ class StatementSniffer {
     }
   }
 
-  // The SQL-level kind, PREPARE name ... and EXECUTE name(...), lives in the session as well.
+  // The SQL-level kind, PREPARE name ... and EXECUTE name(...), lives in the session as well:
+  // either word, in any case, at the start of a statement.
   void note_sql_level(const std::string& sql) {
-    for (const std::string word : {"PREPARE ", "EXECUTE "}) {
-      for (std::size_t at = sql.find(word); at != std::string::npos; at = sql.find(word, at + 1)) {
-        const std::size_t from = at + word.size();
-        std::size_t end = from;
-        while (end < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[end])) || sql[end] == '_')) ++end;
-        note(sql.substr(from, end - from));
+    auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+    bool at_start = true;  // only blanks since the text's start or a ';'
+    for (std::size_t i = 0; i < sql.size(); ++i) {
+      if (sql[i] == ';') {
+        at_start = true;
+        continue;
       }
+      if (std::isspace(static_cast<unsigned char>(sql[i]))) continue;
+      if (at_start) {
+        for (std::string_view word : {"prepare ", "execute "}) {
+          std::size_t k = 0;
+          while (k < word.size() && i + k < sql.size() && lower(sql[i + k]) == word[k]) ++k;
+          if (k < word.size()) continue;
+          std::size_t from = i + k, end = from;
+          while (end < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[end])) || sql[end] == '_')) ++end;
+          note(sql.substr(from, end - from));
+        }
+      }
+      at_start = false;
     }
   }
 
@@ -485,7 +498,7 @@ TEST_CASE("pgbouncer: the driver never sends a named prepared statement") {
   // ... and the SQL-level kind.
   probe = PQconnectdb(with_port(database.pooled(), sniffer.port()).c_str());
   REQUIRE(PQstatus(probe) == CONNECTION_OK);
-  PQclear(PQexec(probe, "BEGIN; PREPARE sql_probe AS SELECT 1; EXECUTE sql_probe; COMMIT"));
+  PQclear(PQexec(probe, "BEGIN; PREPARE sql_probe AS SELECT 1; execute sql_probe; COMMIT"));
   PQfinish(probe);
   CHECK(sniffer.named_statements() == std::set<std::string>{"probe_statement", "sql_probe"});
 }
