@@ -51,8 +51,11 @@ class MigrationIndex {
   MigrationIndex() = default;
   // Builds the index from a source's file names (in any order). `where` names the source in
   // errors. Throws Error(kDuplicateMigration) naming both files when two files share a version
-  // and direction.
+  // and direction (the two first in byte order when more do), and what parse_file_name()
+  // throws. Given the listing as a temporary (build(source.list(), ...)), the index takes the
+  // migrations' names from it rather than copying them.
   static MigrationIndex build(const std::vector<std::string>& names, std::string_view where);
+  static MigrationIndex build(std::vector<std::string>&& names, std::string_view where);
 
   // Adds version `v`, whose files are gone from the source but whose down SQL the history
   // stores, so that a rollback can be planned across it. Only for planning a move down: moving

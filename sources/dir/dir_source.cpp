@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -50,6 +51,14 @@ class DirectorySource final : public Source {
                               std::strerror(errno)));
     }
     std::vector<std::string> names;
+    // Growing the vector 2,000 names long moved each name twice on average: reserve from the
+    // folder's size instead, a hint only (ext4 uses 36 bytes or more per 28-byte name, tmpfs 20,
+    // so this over-reserves on ext4 and grows once on tmpfs).
+    struct stat dir_stat {};
+    if (::fstat(::dirfd(dir), &dir_stat) == 0 && dir_stat.st_size > 0) {
+      names.reserve(std::min<std::size_t>(static_cast<std::size_t>(dir_stat.st_size) / 32,
+                                          std::size_t{1} << 20));
+    }
     int read_errno = 0;
     try {
       for (;;) {

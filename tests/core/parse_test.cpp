@@ -3,7 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/error.hpp"
 #include "core/migration.hpp"
@@ -76,6 +79,133 @@ TEST_CASE("MigrationIndex: order, neighbours, duplicates") {
   }
   // The same version in both directions with different identifiers is allowed.
   CHECK(MigrationIndex::build({"1_foo.up.sql", "1_bar.down.sql"}, "x").size() == 1);
+}
+
+TEST_CASE("parse_file_name: the right-most .up. or .down. splits, whatever comes before it") {
+  struct Row {
+    const char* name;
+    const char* identifier;
+    Direction direction;
+    const char* why;
+  };
+  const Row rows[] = {
+      {"1_a.down.up.sql", "a.down", Direction::kUp, "up after down"},
+      {"1_a.up.down.sql", "a.up", Direction::kDown, "down after up"},
+      {"1_.up.up.sql", ".up", Direction::kUp, "two ups"},
+      {"1_x.up.down", "x", Direction::kUp, "no dot after down: the up splits"},
+      {"1_x.down.", "x", Direction::kDown, "empty extension"},
+      {"1_x.up.tar.gz", "x", Direction::kUp, "dotted extension"},
+      {"1_down.up.sql", "down", Direction::kUp, "identifier named like a direction"},
+      {"1_.down.sql", "", Direction::kDown, "empty identifier"},
+      {"000000000000000000000000001_z.up.sql", "z", Direction::kUp, "long but fits"},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.why);
+    auto f = parse_file_name(r.name);
+    REQUIRE(f);
+    CHECK(f->identifier == r.identifier);
+    CHECK(f->direction == r.direction);
+    CHECK(f->name == r.name);
+  }
+  // '.' in golang-migrate's regex matches anything but a newline, anywhere after the version.
+  for (const char* bad : {"1_a\nb.up.sql", "1_a.up.s\nql", "1_a.up\n.sql", "1_a.u.p.sql", "1_up.",
+                          "1_.up", "1_a.UP.sql", "1x_a.up.sql", "1 _a.up.sql"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_file_name(bad));
+  }
+  // Too big only matters for a name that is otherwise a migration's.
+  CHECK_FALSE(parse_file_name("99999999999999999999999_notes.txt"));
+  CHECK_THROWS_AS(parse_file_name("000099999999999999999999_x.down.sql"), Error);
+}
+
+TEST_CASE("MigrationIndex: listing order does not matter, from a copy or from a temporary") {
+  // Versions that differ in several bytes (timestamps, the top of the 64-bit range, 0), both
+  // directions, in an order of their own; the index is the same in every order.
+  const std::vector<std::string> sorted = {
+      "0_zero.up.sql",
+      "1_one.up.sql",
+      "1_one.down.sql",
+      "255_a.down.sql",
+      "256_b.up.sql",
+      "65536_c.up.sql",
+      "65536_c.down.sql",
+      "20170412214116_date.up.sql",
+      "20170412214117_date2.down.sql",
+      "18446744073709551614_almost.up.sql",
+      "18446744073709551615_max.up.sql",
+      "18446744073709551615_max.down.sql",
+  };
+  std::vector<std::string> listing = sorted;
+  listing.push_back("README.md");
+  listing.push_back("sub");
+  auto check = [](const MigrationIndex& idx) {
+    REQUIRE(idx.size() == 9);
+    const Version want[] = {0,
+                            1,
+                            255,
+                            256,
+                            65536,
+                            20170412214116ULL,
+                            20170412214117ULL,
+                            18446744073709551614ULL,
+                            18446744073709551615ULL};
+    for (std::size_t i = 0; i < idx.size(); ++i) {
+      CAPTURE(i);
+      const auto& e = idx.entries()[i];
+      CHECK(e.version == want[i]);
+      if (e.up) {
+        CHECK(e.up->version == e.version);
+        CHECK(e.up->direction == Direction::kUp);
+        CHECK(e.up->name.find(".up.") != std::string::npos);
+      }
+      if (e.down) {
+        CHECK(e.down->version == e.version);
+        CHECK(e.down->direction == Direction::kDown);
+        CHECK(e.down->name.find(".down.") != std::string::npos);
+      }
+    }
+    CHECK(idx.find(1)->up->name == "1_one.up.sql");
+    CHECK(idx.find(1)->down->name == "1_one.down.sql");
+    CHECK(idx.find(255)->identifier() == "a");
+    CHECK_FALSE(idx.find(255)->up);
+    CHECK(idx.find(18446744073709551615ULL)->down->identifier == "max");
+    CHECK(idx.where() == "test");
+  };
+  for (int round = 0; round < 4; ++round) {
+    CAPTURE(round);
+    if (round == 1) std::reverse(listing.begin(), listing.end());
+    if (round >= 2) {
+      // A fixed shuffle (a directory lists in hash order).
+      for (std::size_t i = 0; i < listing.size(); ++i) {
+        std::swap(listing[i], listing[(i * 7 + static_cast<std::size_t>(round)) % listing.size()]);
+      }
+    }
+    check(MigrationIndex::build(listing, "test"));
+    std::vector<std::string> temporary = listing;
+    check(MigrationIndex::build(std::move(temporary), "test"));
+  }
+}
+
+TEST_CASE("MigrationIndex: a duplicate names the two first files of its version in byte order") {
+  // Three up files for version 2 (and a duplicate down for version 3, which comes later): the
+  // error is about version 2 and names 2_a and 2_b whatever the listing order.
+  std::vector<std::string> names = {"3_x.down.sql", "2_c.up.sql", "2_b.up.sql", "1_ok.up.sql",
+                                    "3_y.down.sql", "2_a.up.sql", "2_ok.down.sql"};
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    std::rotate(names.begin(), names.begin() + 2, names.end());
+    try {
+      MigrationIndex::build(names, "folder m");
+      FAIL("expected a duplicate error");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::kDuplicateMigration);
+      CHECK(std::string(e.what()) ==
+            "duplicate migration file: 2_a.up.sql and 2_b.up.sql in folder m both have version 2 "
+            "(up); rename or remove one of them");
+    }
+  }
+  // The same name listed twice (a source that repeats itself) is a duplicate too.
+  CHECK_THROWS_AS(MigrationIndex::build({"5_e.down.sql", "5_e.down.sql"}, "x"), Error);
 }
 
 TEST_CASE("Url: scheme, body, x- parameters, redaction") {
