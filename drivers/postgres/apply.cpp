@@ -77,8 +77,17 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     }
     if (with_history && !next_history_id_) {
       // Once per session (and after a failure): in the open transaction when there is one.
-      const pqxx::result r = conn_.exec(
-          history_->next_id(), fmt::format("reading the history from {}", history_->name()));
+      auto [r, failed] = conn_.try_exec(history_->next_id());
+      if (failed) {
+        rollback_quietly();
+        if (ready && !retried && pg::is_missing_table(failed->sqlstate)) {
+          // Gone since this session made sure of it (another process ran drop): again.
+          table_ready_ = history_ready_ = false;
+          prepared_.forget();
+          return apply_in_transaction(step, script, expected, /*retried=*/true);
+        }
+        conn_.fail(fmt::format("reading the history from {}", history_->name()), *failed);
+      }
       next_history_id_ = r[0][0].as<std::int64_t>();
     }
     // The bookkeeping statements prepared on the session (prepared_bookkeeping.hpp), never in
@@ -125,6 +134,13 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
       if (state_moved(expected)) return false;
       if (with_history && i == bookkeeping && f.sqlstate == "23505" && !retried) {
         // The id was taken, and the version left as it was: again, with the id read anew.
+        return apply_in_transaction(step, script, expected, /*retried=*/true);
+      }
+      if (i >= bookkeeping && i < commit && pg::is_missing_table(f.sqlstate) && !retried) {
+        // The version or history table went missing since this session made sure of it (another
+        // process ran drop): again, making sure of them anew.
+        table_ready_ = history_ready_ = false;
+        prepared_.forget();
         return apply_in_transaction(step, script, expected, /*retried=*/true);
       }
       if (use_prepared && i >= bookkeeping && i < commit && f.sqlstate == "26000") {

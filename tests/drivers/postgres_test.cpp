@@ -1424,6 +1424,46 @@ TEST_CASE("postgres: a migration and its history row travel in one round trip") 
   CHECK(e.sqlstate == "42P07");
 }
 
+TEST_CASE("postgres: a driver that stays open goes on after another process dropped everything") {
+  // The session made sure of its tables once; another process's drop removes them. The next step
+  // finds the state moved (nothing applied), and the one after that, planned from nothing,
+  // creates the tables again and applies.
+  PostgresFixture fx;
+  for (const char* params : {"", "x-lock-strategy=table"}) {
+    CAPTURE(params);
+    auto a = fx.open(params);
+    a->lock(5s, nullptr);
+    REQUIRE(a->apply(with_row(up_step(1, "CREATE TABLE one (x int);")), kNone));
+    REQUIRE(a->apply(with_row(up_step(2, "CREATE TABLE two (x int);")), DbState{1, false}));
+    REQUIRE(a->apply(with_row(up_step(3, "CREATE TABLE three (x int);")), DbState{2, false}));
+    a->unlock();
+    fx.open()->drop();
+    a->lock(5s, nullptr);
+    CHECK_FALSE(a->apply(with_row(up_step(4, "CREATE TABLE four (x int);")), DbState{3, false}));
+    CHECK_FALSE(fx.table_exists("four"));
+    CHECK(a->state() == kNone);
+    REQUIRE(a->apply(with_row(up_step(1, "CREATE TABLE one (x int);")), kNone));
+    REQUIRE(a->apply(with_row(up_step(2, "CREATE TABLE two (x int);")), DbState{1, false}));
+    CHECK(a->state() == DbState{2, false});
+    CHECK(fx.query("SELECT string_agg(version::text, ',' ORDER BY id) FROM "
+                   "schema_migrations_history") == "1,2");
+    // Back to nothing applied, then dropped again: a step planned from nothing, whose state the
+    // drop did not move, makes sure of the tables anew.
+    REQUIRE(a->apply(with_row(make_step(2, 1, "2_x.down.sql", "DROP TABLE two;", Direction::kDown)),
+                     DbState{2, false}));
+    REQUIRE(a->apply(with_row(make_step(1, std::nullopt, "1_x.down.sql", "DROP TABLE one;",
+                                        Direction::kDown)),
+                     DbState{1, false}));
+    a->unlock();
+    fx.open()->drop();
+    a->lock(5s, nullptr);
+    REQUIRE(a->apply(with_row(up_step(1, "CREATE TABLE one (x int);")), kNone));
+    CHECK(a->state() == DbState{1, false});
+    a->unlock();
+    fx.open()->drop();
+  }
+}
+
 TEST_CASE("postgres: with the advisory lock on a direct connection, the bookkeeping is prepared once") {
   // The history INSERT and the version write's MERGE are prepared on the session (PREPARE, in a
   // round trip before the first migration after the session's first write) and each migration
