@@ -66,6 +66,13 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
                                           const DbState& expected, bool retried) {
   const DbState done{step.target, false};
   const bool with_history = step.history.has_value();
+  // The version or history table went missing since this session made sure of it (another
+  // process ran drop): the step runs once more, making sure of them anew.
+  auto again_making_sure = [&] {
+    table_ready_ = history_ready_ = false;
+    prepared_.forget();
+    return apply_in_transaction(step, script, expected, /*retried=*/true);
+  };
   try {
     // The session's first write makes sure the version table (and the history table) exist,
     // in round trips of their own; after that BEGIN travels with the migration: the whole
@@ -81,10 +88,7 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
       if (failed) {
         rollback_quietly();
         if (ready && !retried && pg::is_missing_table(failed->sqlstate)) {
-          // Gone since this session made sure of it (another process ran drop): again.
-          table_ready_ = history_ready_ = false;
-          prepared_.forget();
-          return apply_in_transaction(step, script, expected, /*retried=*/true);
+          return again_making_sure();
         }
         conn_.fail(fmt::format("reading the history from {}", history_->name()), *failed);
       }
@@ -137,11 +141,7 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
         return apply_in_transaction(step, script, expected, /*retried=*/true);
       }
       if (i >= bookkeeping && i < commit && pg::is_missing_table(f.sqlstate) && !retried) {
-        // The version or history table went missing since this session made sure of it (another
-        // process ran drop): again, making sure of them anew.
-        table_ready_ = history_ready_ = false;
-        prepared_.forget();
-        return apply_in_transaction(step, script, expected, /*retried=*/true);
+        return again_making_sure();
       }
       if (use_prepared && i >= bookkeeping && i < commit && f.sqlstate == "26000") {
         // A prepared statement went missing (DEALLOCATE in a function the file called): the
