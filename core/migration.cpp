@@ -50,9 +50,9 @@ struct NameParts {
   if (std::memchr(p + first, '\n', n - first) != nullptr) return std::nullopt;
 
   // The identifier is greedy, so the direction is the right-most ".up." or ".down." after "_".
-  // That is also the one ending at the right-most dot that ends either (a ".down." ending one
-  // byte after a ".up." would need "n." there): walk the dots back from the end, usually only
-  // past a short extension.
+  // That is also the one ending at the right-most dot that ends either (a ".down." starting
+  // before a ".up." and ending after it would end one byte after it, with its 'n' on the up's
+  // last dot): walk the dots back from the end, usually only past a short extension.
   std::optional<NameParts> parts;
   for (std::size_t dot = n; dot-- > first + 3;) {
     if (p[dot] != '.') continue;
