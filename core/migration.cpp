@@ -87,8 +87,8 @@ std::optional<MigrationFile> parse_file_name(std::string_view name) {
   if (!parts) return std::nullopt;
   MigrationFile file;
   file.version = parts->version;
-  file.identifier.assign(name.substr(parts->identifier_begin,
-                                     parts->identifier_end - parts->identifier_begin));
+  file.identifier.assign(
+      name.substr(parts->identifier_begin, parts->identifier_end - parts->identifier_begin));
   file.direction = parts->direction;
   file.name.assign(name);
   return file;
@@ -114,21 +114,24 @@ struct SortKey {
   }
 };
 
-// One stable counting-sort pass of an LSD radix sort on the digit `digit` (< kBuckets).
-template <std::size_t kBuckets, typename Digit>
-void radix_pass(std::vector<SortKey>& keys, std::vector<SortKey>& out, Digit digit) {
-  std::array<std::size_t, kBuckets + 1> start{};
+// One stable counting-sort pass on `digit` (< `buckets`).
+template <typename Digit>
+void counting_pass(std::vector<SortKey>& keys, std::vector<SortKey>& out, std::size_t buckets,
+                   Digit digit) {
+  std::vector<std::size_t> start(buckets + 1);
   for (const SortKey& k : keys) ++start[digit(k) + 1];
-  for (std::size_t b = 1; b <= kBuckets; ++b) start[b] += start[b - 1];
+  for (std::size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
   for (const SortKey& k : keys) out[start[digit(k)]++] = k;
   keys.swap(out);
 }
 
 // Orders `keys` by version, then up before down; keys for the same version and direction keep
 // their listing order. A directory lists its files in hash order, and a comparison sort of 2,000
-// of them was most of build(): this is an LSD radix sort whose first pass takes the direction
-// with VERSION's lowest byte, then only the bytes of VERSION that differ between the files (one
-// more for versions up to 65,535). Nothing moves when the list is already in order.
+// of them was most of build(). Versions numbered one after another (1, 2, 3, ...) take one
+// counting pass on their distance from the lowest, with the direction as its last bit; sparse
+// ones (timestamps) an LSD radix sort whose first pass takes the direction with VERSION's lowest
+// byte, then only the bytes of VERSION that differ between the files. Nothing moves when the
+// list is already in order.
 void sort_keys(std::vector<SortKey>& keys) {
   const auto less = [](const SortKey& a, const SortKey& b) {
     if (a.version != b.version) return a.version < b.version;
@@ -138,18 +141,29 @@ void sort_keys(std::vector<SortKey>& keys) {
 
   Version any = 0;
   Version all = ~Version{0};
+  Version lowest = ~Version{0};
+  Version highest = 0;
   for (const SortKey& k : keys) {
     any |= k.version;
     all &= k.version;
+    lowest = std::min(lowest, k.version);
+    highest = std::max(highest, k.version);
+  }
+  std::vector<SortKey> out(keys.size());
+  if (highest - lowest < 4 * keys.size()) {
+    counting_pass(keys, out, 2 * static_cast<std::size_t>(highest - lowest + 1),
+                  [lowest](const SortKey& k) {
+                    return static_cast<std::size_t>(k.version - lowest) << 1 | (k.rest & 1);
+                  });
+    return;
   }
   const Version differ = any ^ all;  // the bits that are not the same in every version
-  std::vector<SortKey> out(keys.size());
-  radix_pass<512>(keys, out, [](const SortKey& k) {
+  counting_pass(keys, out, 512, [](const SortKey& k) {
     return static_cast<std::size_t>((k.version & 0xff) << 1 | (k.rest & 1));
   });
   for (unsigned shift = 8; shift < 64; shift += 8) {
     if (((differ >> shift) & 0xff) == 0) continue;
-    radix_pass<256>(keys, out, [shift](const SortKey& k) {
+    counting_pass(keys, out, 256, [shift](const SortKey& k) {
       return static_cast<std::size_t>((k.version >> shift) & 0xff);
     });
   }
@@ -215,15 +229,14 @@ std::vector<MigrationIndex::Entry> make_entries(Names& names, std::string_view w
     if (keys[i].version != keys[i - 1].version) ++versions;
   }
 
-  std::vector<MigrationIndex::Entry> entries;
-  entries.reserve(versions);
-  for (const SortKey& k : keys) {
+  std::vector<MigrationIndex::Entry> entries(versions);
+  MigrationIndex::Entry* e = entries.data();
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const SortKey& k = keys[i];
     const Found& f = files[k.file()];
-    if (entries.empty() || entries.back().version != k.version) {
-      entries.emplace_back().version = k.version;
-    }
-    MigrationIndex::Entry& e = entries.back();
-    auto& slot = f.parts.direction == Direction::kUp ? e.up : e.down;
+    if (i > 0 && keys[i - 1].version != k.version) ++e;
+    e->version = k.version;
+    auto& slot = f.parts.direction == Direction::kUp ? e->up : e->down;
     slot.emplace(FileFrom<kTake>{f.parts, names[f.at]});
   }
   return entries;

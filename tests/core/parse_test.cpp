@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/error.hpp"
 #include "core/migration.hpp"
 #include "core/sql_text.hpp"
@@ -184,6 +186,35 @@ TEST_CASE("MigrationIndex: listing order does not matter, from a copy or from a 
     std::vector<std::string> temporary = listing;
     check(MigrationIndex::build(std::move(temporary), "test"));
   }
+}
+
+TEST_CASE("MigrationIndex: 600 files numbered one after another, listed in a scrambled order") {
+  // Versions 1..300 but 150, each up and down but 7's down, in an order of their own: build()
+  // sorts these in one pass on their distance from the lowest (the test above: byte by byte).
+  std::vector<std::string> names;
+  for (Version v = 1; v <= 300; ++v) {
+    if (v == 150) continue;
+    names.push_back(fmt::format("{:04}_m{}.up.sql", v, v));
+    if (v != 7) names.push_back(fmt::format("{:04}_m{}.down.sql", v, v));
+  }
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    std::swap(names[i], names[(i * 389 + 17) % names.size()]);
+  }
+  const auto idx = MigrationIndex::build(std::move(names), "test");
+  REQUIRE(idx.size() == 299);
+  Version want = 1;
+  for (const auto& e : idx.entries()) {
+    if (want == 150) ++want;
+    CAPTURE(want);
+    CHECK(e.version == want);
+    REQUIRE(e.up);
+    CHECK(e.up->name == fmt::format("{:04}_m{}.up.sql", want, want));
+    CHECK(e.identifier() == fmt::format("m{}", want));
+    CHECK(e.down.has_value() == (want != 7));
+    ++want;
+  }
+  CHECK(idx.next(149) == OptVersion{151});
+  CHECK_FALSE(idx.contains(150));
 }
 
 TEST_CASE("MigrationIndex: a duplicate names the two first files of its version in byte order") {
