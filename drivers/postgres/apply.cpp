@@ -105,6 +105,7 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
     std::size_t first = 0;  // the index of the file's first statement
     if (ready) {
       p.add("BEGIN");
+      if (!local_timeout_.empty()) p.add(local_timeout_);
       if (auto check = lock_->session_check_sql(); !check.empty()) p.add(check);
       first = p.size();
     }
@@ -283,6 +284,17 @@ bool PostgresDriver::apply_batch(const DbState& expected, const StepFeed& next) 
 
 bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& script,
                                                const DbState& expected) {
+  if (!local_timeout_.empty()) {
+    // Each statement would be a transaction of its own, on whichever server session is free: a
+    // session SET would stay there for the pool's other clients, a SET LOCAL bounds nothing.
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("{} runs outside a transaction ({}), where x-statement-timeout cannot "
+                            "bound its statements behind a connection pooler in transaction mode "
+                            "without setting it for the pool's other clients; nothing was run. "
+                            "Remove x-statement-timeout for this migration, or connect to "
+                            "PostgreSQL directly",
+                            step.file, script.why_outside));
+  }
   next_history_id_.reset();  // its rows take max + 1
   prepared_.forget();        // DISCARD ALL runs only outside a transaction
   // The row is written after the file ran, outside the step's statements: its timing is the

@@ -65,6 +65,14 @@ class PoolerCheck {
   // Whether check_advisory_lock() saw a pooler (and x-pooler=session let the lock be taken).
   bool behind_pooler() const { return behind_pooler_; }
 
+  // Whether the session's settings may land on a server session other clients share, and miss
+  // the transactions that follow: x-pooler=transaction, or a pooler detected from the two pids
+  // (as check_advisory_lock() compares them) that x-pooler=session does not vouch for. A session
+  // SET must not be sent then; a SET LOCAL in each transaction is.
+  bool shares_server_sessions(int protocol_pid, int server_pid) const {
+    return mode_ == Mode::kTransaction || (mode_ == Mode::kDetect && protocol_pid != server_pid);
+  }
+
   // One statement for each migration's transaction, sent with it (no round trip of its own),
   // that fails unless the server session running the transaction holds the advisory locks
   // `keys` (golang-migrate's keys, as the driver took them with pg_try_advisory_lock). Empty,

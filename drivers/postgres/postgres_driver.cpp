@@ -44,10 +44,6 @@ namespace pg {
 
 PostgresDriver::PostgresDriver(const Url& url, pg::Options options)
     : options_(std::move(options)), pooler_(url), conn_(url), url_(url) {
-  if (options_.statement_timeout_ms > 0) {
-    conn_.exec(fmt::format("SET statement_timeout = {}", options_.statement_timeout_ms),
-               "setting x-statement-timeout");
-  }
   const pqxx::result r = conn_.exec("SELECT current_database(), current_schema(), pg_backend_pid()",
                                     "reading the current schema");
   const std::string database = r[0][0].as<std::string>();
@@ -66,7 +62,20 @@ PostgresDriver::PostgresDriver(const Url& url, pg::Options options)
   history_.emplace(history, history,
                    pg::Literals{[this](std::string_view v) { return conn_.quote(v); },
                                 [this](std::string_view v) { return conn_.quote_bytes(v); }});
-  lock_.emplace(conn_, options_, pooler_, r[0][2].as<int>(), database, schema_, table_schema);
+  const int server_pid = r[0][2].as<int>();
+  lock_.emplace(conn_, options_, pooler_, server_pid, database, schema_, table_schema);
+  if (options_.statement_timeout_ms > 0) {
+    // x-statement-timeout: a setting of the session when the session is ours. Behind a pooler in
+    // transaction mode a session SET would stay on whichever server session ran it, for the
+    // pool's other clients, and miss the transactions that follow: each transaction the driver
+    // opens sets it LOCAL instead (local_timeout_).
+    if (pooler_.shares_server_sessions(conn_.backend_pid(), server_pid)) {
+      local_timeout_ = fmt::format("SET LOCAL statement_timeout = {}", options_.statement_timeout_ms);
+    } else {
+      conn_.exec(fmt::format("SET statement_timeout = {}", options_.statement_timeout_ms),
+                 "setting x-statement-timeout");
+    }
+  }
 }
 
 PostgresDriver::~PostgresDriver() {
@@ -114,11 +123,11 @@ void PostgresDriver::prepare_history(bool exists) {
 }
 
 DbState PostgresDriver::begin_and_read_state(bool with_history) {
-  std::string begin = "BEGIN; ";
+  std::string begin = "BEGIN; " + (local_timeout_.empty() ? "" : local_timeout_ + "; ");
   history_pending_ = false;
   const bool check_history = with_history && !history_ready_;
   if (!table_ready_ || check_history) {
-    conn_.exec("BEGIN", "starting a transaction");
+    conn_.exec(begin, "starting a transaction");
     begin.clear();
     // The third column: whether the session may UPDATE the version table, which the MERGE form
     // of the version write needs (a table made now is the session's own).

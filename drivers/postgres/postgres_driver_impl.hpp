@@ -131,6 +131,10 @@ class PostgresDriver final : public Driver {
   bool history_pending_ = false;
   // The file of the migration being applied, for the notices it raises.
   std::string running_file_;
+  // "SET LOCAL statement_timeout = N", sent first in each transaction the driver opens, when
+  // x-statement-timeout cannot be a setting of the session (behind a pooler in transaction mode);
+  // else empty.
+  std::string local_timeout_;
   // The id of the history row apply_in_transaction() appends next, once read (max + 1) and then
   // counted: the INSERT then carries it as a literal rather than reading max(id) itself, which
   // costs the server about as much as the rest of the INSERT. Writers of the history hold the

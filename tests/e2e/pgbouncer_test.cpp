@@ -468,6 +468,45 @@ TEST_CASE("pgbouncer: 16 processes migrating one new database through it apply e
   }
 }
 
+TEST_CASE("pgbouncer: x-statement-timeout bounds the migrations and stays off the pool's sessions") {
+  // Behind a transaction pooler a session SET would stay on whichever server session ran it (the
+  // pool's next client gets it) and miss the migrations' transactions, which run on others.
+  PooledDatabase database;
+  auto d = drivers::open_postgres(
+      Url::parse(database.pooled("x-lock-strategy=table&x-statement-timeout=300")));
+  d->lock(5s);
+  // The session's first write (its own round trips) and the later ones (one message each).
+  auto e = capture_error([&] { d->apply(up_step(1, "SELECT pg_sleep(3);"), kNone); });
+  CHECK(e.sqlstate == "57014");
+  CHECK(d->apply(up_step(1, "CREATE TABLE a (x int);"), kNone));
+  e = capture_error([&] { d->apply(up_step(2, "SELECT pg_sleep(3);"), DbState{1, false}); });
+  CHECK(e.sqlstate == "57014");
+  CHECK(d->apply(up_step(2, "CREATE TABLE b (x int);"), DbState{1, false}));
+  // Statements outside a transaction cannot be bounded there: refused before anything runs.
+  e = capture_error([&] {
+    d->apply(up_step(3, "CREATE INDEX CONCURRENTLY a_x ON a (x);"), DbState{2, false});
+  });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(std::string(e.what()).find("x-statement-timeout") != std::string::npos);
+  CHECK(database.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'a_x'") == "0");
+  CHECK(d->state() == DbState{2, false});
+  d->unlock();
+  d.reset();
+  // No server session of the pool kept the setting: as many clients as the database has server
+  // sessions, each in a transaction of its own (so each holds a different one).
+  const int sessions = std::stoi(database.query(
+      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+      "pg_backend_pid()"));
+  REQUIRE(sessions >= 1);
+  std::vector<std::unique_ptr<PgConnection>> clients;
+  for (int i = 0; i < sessions + 1; ++i) {
+    clients.push_back(std::make_unique<PgConnection>(database.pooled()));
+    clients.back()->query("BEGIN");
+    CHECK(clients.back()->query("SHOW statement_timeout")[0][0] == "0");
+  }
+  for (auto& c : clients) c->query("COMMIT");
+}
+
 TEST_CASE("pgbouncer: the driver never sends a named prepared statement") {
   // Named prepared statements live in one server session; under transaction pooling the next
   // transaction may run on another, where they do not exist. Everything the driver does, through
