@@ -8,7 +8,8 @@
 //                            go-sqlite3's connection settings, applied as PRAGMAs
 //   any other key            passed to SQLite as a URI parameter (mode=ro, cache=shared, vfs=...)
 //   other x- keys            ignored
-// The class lives in the .cpp; SQLiteCpp never appears in a header.
+// The class lives in sqlite_driver_impl.hpp, internal to this folder; SQLiteCpp never appears in
+// this header.
 
 #include <memory>
 
