@@ -11,7 +11,8 @@
 //   x-migrations-table-quoted=BOOL NAME is "schema"."table" (golang-migrate's rules)
 //   x-history-table=NAME           the history table (default: the version table's name +
 //                                  "_history", in its schema), quoted by the same rules
-//   x-statement-timeout=MS         statement_timeout for the migrations' statements
+//   x-statement-timeout=MS         statement_timeout for the migrations' statements (SET LOCAL in
+//                                  each transaction behind a transaction pooler)
 //   x-lock-timeout=MS              overrides the lock timeout the caller passes to lock()
 //   x-lock-strategy=advisory|table session advisory lock (default), or a row in a lock table
 //                                  for poolers that do not keep sessions (PgBouncer transaction
@@ -25,7 +26,8 @@
 //   libpq keywords                 passed to libpq unchanged (sslmode, connect_timeout ...)
 //   any other key                  a server setting sent at connection (search_path=app ...)
 //   other x- keys                  ignored, never sent to the server
-// The class lives in the .cpp; libpq and libpg_query never appear in a header.
+// The class lives in the internal postgres_driver_impl.hpp; libpq and libpg_query never appear in
+// this header.
 
 #include <cstdint>
 #include <initializer_list>
