@@ -69,8 +69,7 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
   // The version or history table went missing since this session made sure of it (another
   // process ran drop): the step runs once more, making sure of them anew.
   auto again_making_sure = [&] {
-    table_ready_ = history_ready_ = false;
-    prepared_.forget();
+    forget_tables();
     return apply_in_transaction(step, script, expected, /*retried=*/true);
   };
   try {
@@ -141,7 +140,10 @@ bool PostgresDriver::apply_in_transaction(const Step& step, const Script& script
         // The id was taken, and the version left as it was: again, with the id read anew.
         return apply_in_transaction(step, script, expected, /*retried=*/true);
       }
-      if (i >= bookkeeping && i < commit && pg::is_missing_table(f.sqlstate) && !retried) {
+      if (ready && !retried && i >= bookkeeping && i < commit && pg::is_missing_table(f.sqlstate) &&
+          bookkeeping_tables_missing(with_history)) {
+        // (When the tables are there after the rollback, the migration itself removed one:
+        // its failure is reported below, and it does not run twice.)
         return again_making_sure();
       }
       if (use_prepared && i >= bookkeeping && i < commit && f.sqlstate == "26000") {
@@ -290,9 +292,10 @@ bool PostgresDriver::apply_outside_transaction(const Step& step, const Script& s
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("{} runs outside a transaction ({}), where x-statement-timeout cannot "
                             "bound its statements behind a connection pooler in transaction mode "
-                            "without setting it for the pool's other clients; nothing was run. "
-                            "Remove x-statement-timeout for this migration, or connect to "
-                            "PostgreSQL directly",
+                            "without setting it for the pool's other clients; nothing of it was "
+                            "run. Run it with a URL without x-statement-timeout, or connect to "
+                            "PostgreSQL directly (or, if the pooler keeps one server session per "
+                            "client, add x-pooler=session)",
                             step.file, script.why_outside));
   }
   next_history_id_.reset();  // its rows take max + 1

@@ -44,7 +44,7 @@ SELECT kind, name FROM (
           OR (t.typtype = 'b' AND t.typcategory <> 'A'))
      AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
 ) o ORDER BY ord, name)SQL";
-  conn.exec("BEGIN", "starting a transaction");
+  conn.exec(targets.begin, "starting a transaction");
   const pqxx::result r =
       conn.exec_params(list_sql, {targets.keep_lock_table},
                        fmt::format("listing the objects in schema {}", targets.schema));

@@ -17,6 +17,7 @@ struct DropTargets {
   std::string version_table;   // quoted, schema-qualified
   std::string history_table;   // quoted, schema-qualified
   std::string keep_lock_table; // unquoted name in the current schema, or empty
+  std::string begin = "BEGIN";  // what opens the transaction (and sets it up)
 };
 
 // Throws Error(kDatabase) naming the object that could not be dropped; nothing is then dropped.

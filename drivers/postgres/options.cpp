@@ -35,6 +35,13 @@ std::int64_t parse_millis(std::string_view key, std::string_view v) {
                             "milliseconds (e.g. {}=15000)",
                             key, v, key));
   }
+  // The server's settings (statement_timeout, lock_timeout) are 32-bit integers.
+  if (out > 2147483647) {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("option {}: {} milliseconds is more than PostgreSQL takes (at most "
+                            "2147483647, about 24 days)",
+                            key, v));
+  }
   return out;
 }
 

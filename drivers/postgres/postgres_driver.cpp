@@ -101,6 +101,17 @@ DbState PostgresDriver::state() {
   return version_->parse(r);
 }
 
+bool PostgresDriver::bookkeeping_tables_missing(bool with_history) noexcept {
+  try {
+    const pqxx::result r =
+        conn_.exec_params("SELECT to_regclass($1) IS NULL, to_regclass($2) IS NULL",
+                          {version_->name(), history_->name()}, "looking for the version table");
+    return r[0][0].as<bool>() || (with_history && r[0][1].as<bool>());
+  } catch (...) {
+    return false;
+  }
+}
+
 bool PostgresDriver::state_moved(const DbState& expected) noexcept {
   try {
     return state() != expected;
@@ -123,7 +134,7 @@ void PostgresDriver::prepare_history(bool exists) {
 }
 
 DbState PostgresDriver::begin_and_read_state(bool with_history) {
-  std::string begin = "BEGIN; " + (local_timeout_.empty() ? "" : local_timeout_ + "; ");
+  std::string begin = begin_sql() + "; ";
   history_pending_ = false;
   const bool check_history = with_history && !history_ready_;
   if (!table_ready_ || check_history) {
@@ -149,6 +160,12 @@ DbState PostgresDriver::begin_and_read_state(bool with_history) {
     rollback_quietly();
     if (pg::PoolerCheck::is_lost_session(failed->message)) {
       throw pooler_.lost_session_error(conn_.described());
+    }
+    if (!begin.empty() && is_missing_table(failed->sqlstate)) {
+      // The table this session made sure of is gone (another process ran drop): once more,
+      // making sure of it anew, as a new session would.
+      forget_tables();
+      return begin_and_read_state(with_history);
     }
     conn_.fail(fmt::format("reading the version from {}", version_->name()), *failed);
   }
@@ -241,11 +258,9 @@ void PostgresDriver::drop() {
   targets.version_table = version_->name();
   targets.history_table = history_->name();
   if (options_.lock_strategy == pg::LockStrategy::kTable) targets.keep_lock_table = options_.lock_table;
+  targets.begin = begin_sql();
   pg::drop_everything(conn_, targets);
-  next_history_id_.reset();
-  prepared_.forget();
-  table_ready_ = false;
-  history_ready_ = false;
+  forget_tables();
 }
 
 }  // namespace pg

@@ -102,6 +102,22 @@ class PostgresDriver final : public Driver {
     history_pending_ = false;
     conn_.rollback_quietly();
   }
+  // "BEGIN", and behind a transaction pooler with x-statement-timeout its SET LOCAL: what opens
+  // every transaction the driver starts with one round trip of its own.
+  std::string begin_sql() const {
+    return local_timeout_.empty() ? std::string("BEGIN") : "BEGIN; " + local_timeout_;
+  }
+  // Forgets that the version and history tables exist, and what was prepared on them: the next
+  // write makes sure of them as a new session would (another process ran drop).
+  void forget_tables() {
+    table_ready_ = history_ready_ = false;
+    next_history_id_.reset();
+    prepared_.forget();
+  }
+  // After a failure that named a missing table, rolled back: whether the version table (or,
+  // `with_history`, the history table) is really gone, rather than removed by the migration
+  // itself in the transaction that rolled back. False when it cannot be told.
+  bool bookkeeping_tables_missing(bool with_history) noexcept;
   // After a migration failed and rolled back: whether the stored state is no longer `expected`
   // (another process moved it, which explains the failure). False when it cannot be read.
   bool state_moved(const DbState& expected) noexcept;

@@ -490,6 +490,19 @@ TEST_CASE("pgbouncer: x-statement-timeout bounds the migrations and stays off th
   CHECK(std::string(e.what()).find("x-statement-timeout") != std::string::npos);
   CHECK(database.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'a_x'") == "0");
   CHECK(d->state() == DbState{2, false});
+  // drop's transaction too: a lock another session holds makes it wait, and the timeout ends it.
+  {
+    PgConnection holder(database.direct);
+    holder.query("SET idle_in_transaction_session_timeout = 5000");  // no hang should drop wait
+    holder.query("BEGIN");
+    holder.query("LOCK TABLE a IN ACCESS SHARE MODE");
+    const auto started = std::chrono::steady_clock::now();
+    e = capture_error([&] { d->drop(); });
+    CHECK(e.sqlstate == "57014");
+    CHECK(std::chrono::steady_clock::now() - started < 3s);
+    holder.query("ROLLBACK");
+  }
+  CHECK(database.table_exists("a"));
   d->unlock();
   d.reset();
   // No server session of the pool kept the setting: as many clients as the database has server
