@@ -104,6 +104,17 @@ std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+bool contains_ascii_ci(std::string_view text, std::string_view lower_word) {
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; };
+  if (lower_word.empty()) return true;
+  for (std::size_t i = 0; i + lower_word.size() <= text.size(); ++i) {
+    std::size_t k = 0;
+    while (k < lower_word.size() && lower(text[i + k]) == lower_word[k]) ++k;
+    if (k == lower_word.size()) return true;
+  }
+  return false;
+}
+
 std::string statement_excerpt(std::string_view statement, std::size_t max) {
   std::size_t b = skip_space_and_comments(statement, bom_length(statement));
   std::size_t e = statement.size();

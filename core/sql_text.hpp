@@ -44,6 +44,10 @@ std::string quote_identifier(std::string_view name);
 // ASCII lower case (keywords, parameter values).
 std::string ascii_lower(std::string_view s);
 
+// Whether `text` holds `lower_word` (given in lower case) in any ASCII case, anywhere (comments
+// and strings included): a keyword pre-check, without copying the text.
+bool contains_ascii_ci(std::string_view text, std::string_view lower_word);
+
 // A statement's text for messages: trimmed, and cut to `max` characters with "..." if longer.
 std::string statement_excerpt(std::string_view statement, std::size_t max = 200);
 

@@ -30,6 +30,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/sql_text.hpp"
+
 namespace dbstep::drivers::pg {
 
 class PreparedBookkeeping {
@@ -72,19 +74,7 @@ class PreparedBookkeeping {
 };
 
 inline bool PreparedBookkeeping::may_use_for(std::string_view sql) {
-  // ASCII case-insensitive search for either word.
-  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
-  auto contains = [&](std::string_view word) {
-    if (sql.size() < word.size()) return false;
-    for (std::size_t i = 0; i + word.size() <= sql.size(); ++i) {
-      if (lower(sql[i]) != word[0]) continue;
-      std::size_t k = 1;
-      while (k < word.size() && lower(sql[i + k]) == word[k]) ++k;
-      if (k == word.size()) return true;
-    }
-    return false;
-  };
-  return !contains("deallocate") && !contains("discard");
+  return !contains_ascii_ci(sql, "deallocate") && !contains_ascii_ci(sql, "discard");
 }
 
 }  // namespace dbstep::drivers::pg

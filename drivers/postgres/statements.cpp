@@ -147,13 +147,8 @@ bool may_need_tree(std::string_view statement) {
   static constexpr std::array<std::string_view, 10> kKeywords = {
       "concurrently", "reindex",      "vacuum",  "system",  "database",
       "tablespace",   "subscription", "cluster", "discard", "copy"};
-  // ASCII letters only, without the C library's locale-aware tolower() per byte.
-  std::string lower(statement);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
-  }
   for (auto k : kKeywords) {
-    if (lower.find(k) != std::string::npos) return true;
+    if (contains_ascii_ci(statement, k)) return true;
   }
   return false;
 }

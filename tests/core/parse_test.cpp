@@ -316,6 +316,16 @@ TEST_CASE("position_at: golang-migrate's computeLineFromPos vectors, LF, CRLF an
   }
 }
 
+TEST_CASE("sql_text: contains_ascii_ci finds a lower-case word in any ASCII case") {
+  CHECK(contains_ascii_ci("SELECT 1; DEALLOCATE ALL;", "deallocate"));
+  CHECK(contains_ascii_ci("-- DisCard later", "discard"));
+  CHECK(contains_ascii_ci("deallocate", "deallocate"));
+  CHECK_FALSE(contains_ascii_ci("DEALL' || 'OCATE", "deallocate"));
+  CHECK_FALSE(contains_ascii_ci("dealloc", "deallocate"));
+  CHECK_FALSE(contains_ascii_ci("", "discard"));
+  CHECK_FALSE(contains_ascii_ci("D\xc9ALLOCATE", "deallocate"));  // ASCII only
+}
+
 TEST_CASE("sql_text: directives, keywords, byte-order mark") {
   CHECK(has_directive("-- dbstep:no-transaction\nCREATE INDEX", "dbstep:no-transaction"));
   CHECK(has_directive("\xEF\xBB\xBF/* header */\n-- x\n--dbstep:no-transaction\nSELECT 1", "dbstep:no-transaction"));
