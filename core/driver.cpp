@@ -36,6 +36,12 @@ std::optional<std::vector<HistoryMark>> Driver::history_marks() {
   return marks;
 }
 
+Driver::StateAndMarks Driver::state_and_marks() {
+  StateAndMarks out{state(), std::nullopt};
+  if (out.state.version) out.marks = history_marks();
+  return out;
+}
+
 std::optional<std::string> Driver::stored_down(Version version) {
   auto found = stored_downs({version});
   if (found.empty()) return std::nullopt;

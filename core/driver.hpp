@@ -140,10 +140,20 @@ class Driver {
   // Throws Error(kDatabase) naming the table for a table of another shape or a malformed row.
   // Drivers without history keep the default: nullopt.
   virtual std::optional<std::vector<HistoryRow>> history() { return std::nullopt; }
-  // history() reduced to each row's id, version, direction and kind, with the same errors: what
-  // every run going up reads to find migrations pending below the current version, so drivers
-  // read just those columns. The default takes them from history().
+  // history() reduced to each row's id, version, direction and kind, with the same errors, in
+  // any order (each mark has its id): what every run going up reads to find migrations pending
+  // below the current version, so drivers read just those columns. The default takes them from
+  // history().
   virtual std::optional<std::vector<HistoryMark>> history_marks();
+  // state() and, when it has a version, history_marks(): what a run going up reads first to
+  // tell whether anything is pending, above the current version or below it. Read-only, with
+  // the errors of both. The default calls one after the other; a driver that can read both in
+  // one round trip does (most runs find nothing to do, and pay only this).
+  struct StateAndMarks {
+    DbState state;
+    std::optional<std::vector<HistoryMark>> marks;  // nullopt: no version, or no history table
+  };
+  virtual StateAndMarks state_and_marks();
   // The down SQL stored by the latest up row (applied, baseline or repaired) of each of
   // `versions`, read at once (a rollback of many migrations asks once per window of steps, not
   // once per step): the versions that have one, mapped to it; versions without are absent.

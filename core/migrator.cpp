@@ -77,8 +77,16 @@ bool before_in_direction(Direction d, const OptVersion& a, const OptVersion& b) 
 }  // namespace
 
 Migrator::Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> driver,
+                   MigratorOptions options, std::string source_name, MigrationIndex index)
+    : source_(std::move(source)),
+      driver_(std::move(driver)),
+      options_(options),
+      index_(std::move(index)),
+      source_name_(std::move(source_name)) {}
+
+Migrator::Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> driver,
                    MigratorOptions options)
-    : source_(std::move(source)), driver_(std::move(driver)), options_(options) {
+    : Migrator(std::move(source), std::move(driver), options, {}, {}) {
   source_name_ = source_->describe();
   index_ = MigrationIndex::build(source_->list(), source_name_);
   if (options_.backup) driver_->check_backup();
@@ -88,8 +96,14 @@ Migrator Migrator::open(const Registry& registry, std::string_view database_url,
                         std::string_view source_url, MigratorOptions options) {
   // The source first: a bad migrations folder is reported before any connection is made.
   auto source = registry.open_source(source_url);
-  auto driver = registry.open_driver(database_url);
-  return Migrator(std::move(source), std::move(driver), options);
+  // Then the driver starts connecting, and the migrations are listed while the server starts
+  // its session: a PostgreSQL up-to-date run's wall time goes down by what listing takes.
+  PendingDriver pending = registry.start_driver(database_url);
+  std::string name = source->describe();
+  MigrationIndex index = MigrationIndex::build(source->list(), name);
+  Migrator m(std::move(source), pending(), options, std::move(name), std::move(index));
+  if (m.options_.backup) m.driver_->check_backup();
+  return m;
 }
 
 Step Migrator::make_step(const Plan& plan, std::size_t i, StoredDownReader& downs) {
@@ -163,7 +177,16 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
     // Nothing to do is the common case (every start of an application): one unlocked read of the
     // state settles it without the lock's round trips. Anything else is decided under the lock.
     {
-      DbState seen = driver_->state();
+      // Going up with someone to tell (or out_of_order), the history's marks are wanted too
+      // when nothing is pending above: read with the state, in one round trip where the driver
+      // can, at the cost of reading them for nothing when something is.
+      Driver::StateAndMarks read;
+      if (up && (obs || options_.out_of_order)) {
+        read = driver_->state_and_marks();
+      } else {
+        read.state = driver_->state();
+      }
+      const DbState seen = read.state;
       if (!seen.dirty) {
         std::optional<Plan> quick;
         try {
@@ -177,7 +200,7 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
         std::vector<Version> below;
         if (up && quick && quick->steps.empty() && seen.version &&
             (obs || options_.out_of_order)) {
-          below = out_of_order(seen);
+          below = out_of_order(seen, std::move(read.marks));
         }
         if (quick && quick->steps.empty() && quick->short_by == 0 &&
             (below.empty() || !options_.out_of_order)) {

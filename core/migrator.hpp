@@ -143,7 +143,9 @@ class Migrator {
   // Lists and indexes the source; throws Error for an unreadable source or duplicate files.
   Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> driver,
            MigratorOptions options = {});
-  // Opens both URLs through `registry` (a source may be a plain directory path).
+  // Opens both URLs through `registry` (a source may be a plain directory path). The source is
+  // opened first, then the driver started (Registry::start_driver), and the source listed while
+  // the driver connects.
   static Migrator open(const Registry& registry, std::string_view database_url,
                        std::string_view source_url, MigratorOptions options = {});
 
@@ -207,6 +209,11 @@ class Migrator {
   Driver& driver() { return *driver_; }
 
  private:
+  // The public constructor's members, with the source's index built already (open()), and no
+  // check of the backup option (the caller's).
+  Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> driver, MigratorOptions options,
+           std::string source_name, MigrationIndex index);
+
   // `up`: a run that moves up (migrate, up N), which checks edited files and reports (or with
   // out_of_order applies) pending migrations below the current version.
   template <typename PlanFn>
@@ -231,8 +238,10 @@ class Migrator {
   // Refuses a run going up when applied files were edited (unless ignore_checksums), reports
   // out-of-order pending migrations, and returns them when they are to be applied first.
   std::vector<PlannedStep> check_before_up(const DbState& current);
-  // Source versions pending below `state`'s version (no file is read), and the notice for them.
-  std::vector<Version> out_of_order(const DbState& state);
+  // Source versions pending below `state`'s version, from the history's `marks`
+  // (Driver::state_and_marks(); nullopt: no history table), and the notice for them.
+  std::vector<Version> out_of_order(const DbState& state,
+                                    std::optional<std::vector<HistoryMark>> marks);
   void report_out_of_order(const std::vector<Version>& versions);
   // The index for planning a move down from `state`: the source's, plus the versions known only
   // from the history whose down SQL is stored.

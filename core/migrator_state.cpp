@@ -29,9 +29,9 @@ StatusReport Migrator::status_of(const DbState& state, bool checksums) {
 
 StatusReport Migrator::status() { return status_of(driver_->state(), true); }
 
-std::vector<Version> Migrator::out_of_order(const DbState& state) {
+std::vector<Version> Migrator::out_of_order(const DbState& state,
+                                            std::optional<std::vector<HistoryMark>> marks) {
   if (!state.version) return {};
-  std::optional<std::vector<HistoryMark>> marks = driver_->history_marks();
   if (!marks) return {};  // no history table: golang-migrate's reading, all below are applied
   return out_of_order_versions(index_, state, std::move(*marks));
 }

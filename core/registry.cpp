@@ -19,22 +19,38 @@ std::vector<std::string> keys(const Map& m) {
 }  // namespace
 
 void Registry::add_driver(std::string scheme, DriverFactory factory) {
-  drivers_[std::move(scheme)] = std::move(factory);
+  drivers_[std::move(scheme)] = DriverEntry{std::move(factory), {}};
+}
+
+void Registry::add_driver(std::string scheme, DriverFactory factory, DriverStarter start) {
+  drivers_[std::move(scheme)] = DriverEntry{std::move(factory), std::move(start)};
 }
 
 void Registry::add_source(std::string scheme, SourceFactory factory) {
   sources_[std::move(scheme)] = std::move(factory);
 }
 
-std::unique_ptr<Driver> Registry::open_driver(std::string_view text) const {
-  Url url = Url::parse(text);
+const Registry::DriverEntry& Registry::driver_for(const Url& url) const {
   auto it = drivers_.find(url.scheme());
   if (it == drivers_.end()) {
     throw Error(ErrorCode::kUnknownScheme,
                 fmt::format("unknown database URL scheme \"{}\" in {}; known schemes: {}",
                             url.scheme(), url.redacted(), fmt::join(keys(drivers_), ", ")));
   }
-  return it->second(url);
+  return it->second;
+}
+
+std::unique_ptr<Driver> Registry::open_driver(std::string_view text) const {
+  const Url url = Url::parse(text);
+  return driver_for(url).open(url);
+}
+
+PendingDriver Registry::start_driver(std::string_view text) const {
+  const Url url = Url::parse(text);
+  const DriverEntry& entry = driver_for(url);
+  if (entry.start) return entry.start(url);
+  auto opened = std::make_shared<std::unique_ptr<Driver>>(entry.open(url));
+  return [opened] { return std::move(*opened); };
 }
 
 std::unique_ptr<Source> Registry::open_source(std::string_view text) const {

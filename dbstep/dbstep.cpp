@@ -14,13 +14,15 @@ void register_builtin(Registry& registry, std::vector<const sources::EmbeddedFil
 #ifdef DBSTEP_POSTGRES_AS_MODULE
   // The `dbstep` binary: the driver is loaded on the first PostgreSQL URL.
   constexpr auto open_postgres = &drivers::open_postgres_module;
+  constexpr auto start_postgres = &drivers::start_postgres_module;
 #else
   constexpr auto open_postgres = &drivers::open_postgres;
+  constexpr auto start_postgres = &drivers::start_postgres;
 #endif
   registry.add_driver("sqlite", &drivers::open_sqlite);
   registry.add_driver("sqlite3", &drivers::open_sqlite);
-  registry.add_driver("postgres", open_postgres);
-  registry.add_driver("postgresql", open_postgres);
+  registry.add_driver("postgres", open_postgres, start_postgres);
+  registry.add_driver("postgresql", open_postgres, start_postgres);
   registry.add_source("file", &sources::open_directory);
   if (!embedded.empty()) {
     registry.add_source("embedded", sources::embedded_factory(std::move(embedded)));

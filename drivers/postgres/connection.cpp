@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <regex>
 #include <set>
 
@@ -11,6 +14,7 @@
 #include <pqxx/connectionpolicy>
 #include <pqxx/errorhandler>
 #include <pqxx/nontransaction>
+#include <pqxx/pipeline>
 
 #include "core/error.hpp"
 #include "core/url.hpp"
@@ -136,28 +140,94 @@ ConnectSpec connect_spec(const Url& url) {
   return spec;
 }
 
-// libpqxx's connect_direct, remembering the handle it opens: libpqxx 6.4's public way to reach
-// the PGconn* (the policy is handed every handle the connection opens and closes).
+// Waits until libpq's socket is ready for reading or writing (a signal's EINTR waits on).
+void wait_for(PGconn* c, bool reading) {
+  pollfd p{PQsocket(c), static_cast<short>(reading ? POLLIN : POLLOUT), 0};
+  while (p.fd >= 0 && ::poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
+}
+
+// libpqxx's connection policies in one, remembering the handle it opens: libpqxx 6.4's public way
+// to reach the PGconn* (the policy is handed every handle the connection opens and closes).
+// Blocking, it connects as libpqxx's connect_direct does (PQconnectdb). Started, it connects as
+// its connect_async does (PQconnectStart, then PQconnectPoll until done), except that the start
+// already sends the startup packet: the server then starts the session (a new backend process,
+// its catalog caches) while the caller works, until libpqxx's activate() finishes.
 class HandlePolicy final : public pqxx::connectionpolicy {
  public:
-  explicit HandlePolicy(const std::string& options) : pqxx::connectionpolicy(options) {}
+  HandlePolicy(const std::string& options, bool started)
+      : pqxx::connectionpolicy(options), started_(started) {}
   handle do_startconnect(handle orig) override {
-    handle_ = normalconnect(orig);
+    if (orig) return orig;
+    handle_ = started_ ? start() : normalconnect(orig);
     return handle_;
+  }
+  handle do_completeconnect(handle orig) override {
+    if (!connecting_) return orig;
+    connecting_ = false;  // for better or worse, as connect_async
+    for (auto st = polled_; st != PGRES_POLLING_OK; st = PQconnectPoll(orig)) {
+      if (st == PGRES_POLLING_FAILED) throw pqxx::broken_connection(PQerrorMessage(orig));
+      wait_for(orig, st == PGRES_POLLING_READING);
+    }
+    return orig;
   }
   handle do_dropconnect(handle orig) noexcept override {
     handle_ = nullptr;
+    connecting_ = false;
     return pqxx::connectionpolicy::do_dropconnect(orig);
   }
   handle do_disconnect(handle orig) noexcept override {
     handle_ = nullptr;
+    connecting_ = false;
     return pqxx::connectionpolicy::do_disconnect(orig);
   }
+  bool is_ready(handle h) const noexcept override { return h != nullptr && !connecting_; }
   handle raw() const { return handle_; }
 
  private:
+  handle start() {
+    handle h = PQconnectStart(options().c_str());
+    if (!h) throw std::bad_alloc();
+    // libpq's loop, run until it waits for the server's first answer (or is done).
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    if (PQstatus(h) != CONNECTION_BAD) {
+      while (st == PGRES_POLLING_WRITING) {
+        wait_for(h, false);
+        st = PQconnectPoll(h);
+      }
+    }
+    if (PQstatus(h) == CONNECTION_BAD || st == PGRES_POLLING_FAILED) {
+      const std::string why = PQerrorMessage(h);
+      PQfinish(h);
+      throw pqxx::broken_connection(why);
+    }
+    polled_ = st;
+    connecting_ = st != PGRES_POLLING_OK;
+    return h;
+  }
+
+  bool started_;
+  bool connecting_ = false;
+  PostgresPollingStatusType polled_ = PGRES_POLLING_OK;
   handle handle_ = nullptr;
 };
+
+// Whether libpq would bound the connection's wait (connect_timeout in the connection string or
+// PGCONNECT_TIMEOUT), or may read settings from a service file that could: then only libpq's own
+// blocking connect keeps its meaning (it moves on to the next host when one times out), and the
+// connection is not started early.
+bool bounded_by_libpq(const std::string& conninfo) {
+  if (std::getenv("PGCONNECT_TIMEOUT") || std::getenv("PGSERVICE")) return true;
+  bool bounded = false;
+  if (PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), nullptr)) {
+    for (PQconninfoOption* o = opts; o->keyword; ++o) {
+      const std::string_view key = o->keyword;
+      if (o->val && *o->val && (key == "connect_timeout" || key == "service")) bounded = true;
+    }
+    PQconninfoFree(opts);
+  }
+  return bounded;
+}
 
 // Starts with "SEVERITY:  " (libpq's report of an error or notice): the severity.
 std::string_view severity_of(std::string_view line) {
@@ -269,8 +339,9 @@ SqlFailure failure_of(const pqxx::failure& e) {
 
 class Connection::Session final : public pqxx::connection_base {
  public:
-  explicit Session(const std::string& conninfo) : pqxx::connection_base(policy_), policy_(conninfo) {
-    init();
+  Session(const std::string& conninfo, bool started)
+      : pqxx::connection_base(policy_), policy_(conninfo, started) {
+    init();  // connects, or starts to (then activate() finishes)
   }
   ~Session() noexcept { close(); }
   PGconn* raw() const { return policy_.raw(); }
@@ -298,24 +369,39 @@ class Connection::NoticeSink final : public pqxx::errorhandler {
   NoticeHandler handler_;
 };
 
-Connection::Connection(const Url& url) {
+Connection::Connection(const Url& url, bool wait) {
   ConnectSpec spec = connect_spec(url);
   secrets_ = std::move(spec.secrets);
   url_path_ = std::move(spec.url_path);
   described_ = scrub(url.without_custom_params());
   try {
-    session_ = std::make_unique<Session>(spec.conninfo);
+    session_ = std::make_unique<Session>(spec.conninfo, !wait && !bounded_by_libpq(spec.conninfo));
   } catch (const std::exception& e) {
-    throw Error(ErrorCode::kDatabase, fmt::format("cannot connect to PostgreSQL at {}: {}",
-                                                  described_, scrub(one_line(e.what()))));
+    throw connect_error(e);
   }
+  if (wait) finish_connecting();
+}
+
+Error Connection::connect_error(const std::exception& e) const {
+  return Error(ErrorCode::kDatabase, fmt::format("cannot connect to PostgreSQL at {}: {}",
+                                                 described_, scrub(one_line(e.what()))));
+}
+
+void Connection::finish_connecting() {
+  if (connected_) return;
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  try {
+    session_->activate();
+  } catch (const std::exception& e) {
+    throw connect_error(e);
+  }
   session_->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
   // Registered first, so notices are dropped (not printed by libpq) until someone listens.
   notices_ = std::make_unique<NoticeSink>(*session_);
   cancel_ = PQgetCancel(raw());
+  connected_ = true;
 }
 
 Connection::~Connection() {
@@ -380,6 +466,30 @@ std::pair<pqxx::result, std::optional<SqlFailure>> Connection::try_exec_params(
   } catch (const std::exception& e) {
     return {pqxx::result(), client_failure(e)};
   }
+}
+
+Connection::EachResult Connection::try_exec_each(const std::vector<std::string>& queries) {
+  EachResult out;
+  std::size_t at = 0;
+  try {
+    pqxx::nontransaction tx(*session_);
+    pqxx::pipeline p(tx);
+    // Held back until all are in, then issued together: one message.
+    p.retain(static_cast<int>(queries.size()));
+    std::vector<pqxx::pipeline::query_id> ids;
+    ids.reserve(queries.size());
+    for (const auto& q : queries) ids.push_back(p.insert(q));
+    p.resume();
+    for (; at < ids.size(); ++at) out.results.push_back(p.retrieve(ids[at]));
+    p.complete();
+  } catch (const pqxx::failure& e) {
+    out.failed.emplace(at, failure_of(e));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    out.failed.emplace(at, client_failure(e));
+  }
+  return out;
 }
 
 pqxx::result Connection::exec(const std::string& sql, std::string_view doing) {

@@ -31,6 +31,7 @@
 #include <pqxx/except>
 #include <pqxx/result>
 
+#include "core/error.hpp"
 #include "core/url.hpp"
 
 typedef struct pg_conn PGconn;
@@ -64,11 +65,18 @@ using NoticeHandler = std::function<void(std::string_view severity, std::string_
 
 class Connection {
  public:
-  // Connects. Throws Error(kDatabase) "cannot connect to PostgreSQL at <url>: <why>".
-  explicit Connection(const Url& url);
+  // Connects. Throws Error(kDatabase) "cannot connect to PostgreSQL at <url>: <why>". Without
+  // `wait`, only starts to, sending what libpq sends before the server's first answer (with no
+  // connect_timeout in play: bounded_by_libpq() in connection.cpp): the server starts the session
+  // meanwhile, and finish_connecting() must come before anything else.
+  explicit Connection(const Url& url, bool wait = true);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+
+  // Waits for the connection a Connection(url, false) started; throws as the constructor does.
+  // Nothing once connected.
+  void finish_connecting();
 
   // The URL without its x- parameters and with any password hidden.
   const std::string& described() const { return described_; }
@@ -92,6 +100,15 @@ class Connection {
   std::pair<pqxx::result, std::optional<SqlFailure>> try_exec(const std::string& sql);
   std::pair<pqxx::result, std::optional<SqlFailure>> try_exec_params(
       const std::string& sql, const std::vector<std::string>& params);
+
+  // Runs `queries` in ONE message, in order (libpqxx's pipeline, in autocommit: the server runs
+  // them as one implicit transaction): the results of those that ran, and the first failure
+  // with its index. Nothing after a failure runs; a failure leaves no transaction open.
+  struct EachResult {
+    std::vector<pqxx::result> results;  // one per query that succeeded, in order
+    std::optional<std::pair<std::size_t, SqlFailure>> failed;
+  };
+  EachResult try_exec_each(const std::vector<std::string>& queries);
 
   // Whether a transaction is open on the session (BEGIN sent, no COMMIT/ROLLBACK yet).
   bool in_transaction() const;
@@ -122,6 +139,8 @@ class Connection {
   class Session;      // libpqxx's connection with our connection policy
   class NoticeSink;   // libpqxx's errorhandler, forwarding to the NoticeHandler
 
+  Error connect_error(const std::exception& e) const;
+
   std::vector<std::string> secrets_;  // passwords to hide in every message
   std::string url_path_;
   std::string described_;
@@ -130,6 +149,7 @@ class Connection {
   // interrupt()'s cancel request, made once the connection is up: PQcancel on it is
   // async-signal-safe, where PQgetCancel (and libpqxx's cancel_query) are not.
   PGcancel* cancel_ = nullptr;
+  bool connected_ = false;  // finish_connecting() done
 };
 
 }  // namespace dbstep::drivers::pg

@@ -17,10 +17,12 @@ std::optional<pqxx::result> read(Connection& conn, const HistorySql& history,
   // creates the table.
   auto [r, failed] = conn.try_exec(sql);
   if (!failed) return std::move(r);
-  conn.rollback_quietly();
-  if (is_missing_table(failed->sqlstate)) return std::nullopt;  // a database without history
-  if (is_wrong_shape(failed->sqlstate)) throw shape_error(conn, history, doing, *failed);
-  conn.fail(doing, *failed);
+  history_missing(conn, history, *failed, doing);
+  return std::nullopt;
+}
+
+std::string reading(const HistorySql& history) {
+  return fmt::format("reading the history from {}", history.name());
 }
 
 std::optional<std::string_view> text(const pqxx::field& f) {
@@ -39,6 +41,14 @@ bool is_missing_table(std::string_view sqlstate) {
   return sqlstate == "42P01" || sqlstate == "3F000";  // no table, or no schema for a quoted name
 }
 
+bool history_missing(Connection& conn, const HistorySql& history, const SqlFailure& f,
+                     std::string_view doing) {
+  conn.rollback_quietly();
+  if (is_missing_table(f.sqlstate)) return true;  // a database without history
+  if (is_wrong_shape(f.sqlstate)) throw shape_error(conn, history, doing, f);
+  conn.fail(doing, f);
+}
+
 Error shape_error(const Connection& conn, const HistorySql& history, std::string_view doing,
                   const SqlFailure& f) {
   std::string why = f.message;
@@ -52,8 +62,7 @@ Error shape_error(const Connection& conn, const HistorySql& history, std::string
 
 std::optional<std::vector<HistoryRow>> read_history_rows(Connection& conn,
                                                          const HistorySql& history) {
-  auto r = read(conn, history, history.select(),
-                fmt::format("reading the history from {}", history.name()));
+  auto r = read(conn, history, history.select(), reading(history));
   if (!r) return std::nullopt;
   std::vector<HistoryRow> rows;
   rows.reserve(r->size());
@@ -74,12 +83,15 @@ std::optional<std::vector<HistoryRow>> read_history_rows(Connection& conn,
 
 std::optional<std::vector<HistoryMark>> read_history_marks(Connection& conn,
                                                            const HistorySql& history) {
-  auto r = read(conn, history, history.select_marks(),
-                fmt::format("reading the history from {}", history.name()));
+  auto r = read(conn, history, history.select_marks(), reading(history));
   if (!r) return std::nullopt;
+  return parse_history_marks(history, *r);
+}
+
+std::vector<HistoryMark> parse_history_marks(const HistorySql& history, const pqxx::result& r) {
   std::vector<HistoryMark> marks;
-  marks.reserve(r->size());
-  for (const auto& row : *r) {
+  marks.reserve(r.size());
+  for (const auto& row : r) {
     marks.push_back(history.parse_mark(text(row[0]), text(row[1]), text(row[2]), text(row[3])));
   }
   return marks;

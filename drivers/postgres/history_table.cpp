@@ -118,7 +118,7 @@ std::string HistorySql::select() const {
 }
 
 std::string HistorySql::select_marks() const {
-  return fmt::format("SELECT id, version, direction, kind FROM {} ORDER BY id", quoted_);
+  return fmt::format("SELECT id, version, direction, kind FROM {}", quoted_);
 }
 
 std::string HistorySql::select_downs(const std::vector<Version>& versions) const {

@@ -6,8 +6,8 @@
 
 extern "C" __attribute__((visibility("default"))) const dbstep::drivers::PostgresModule*
 dbstep_postgres_module_v1() {
-  static const dbstep::drivers::PostgresModule api{dbstep::drivers::kPostgresModuleAbi,
-                                                   dbstep::dbstep_release(),
-                                                   &dbstep::drivers::open_postgres};
+  static const dbstep::drivers::PostgresModule api{
+      dbstep::drivers::kPostgresModuleAbi, dbstep::dbstep_release(),
+      &dbstep::drivers::open_postgres, &dbstep::drivers::start_postgres};
   return &api;
 }

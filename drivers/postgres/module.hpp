@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "core/driver.hpp"
+#include "core/registry.hpp"
 #include "core/url.hpp"
 
 namespace dbstep::drivers {
@@ -28,8 +29,9 @@ struct PostgresModule {
   int abi;              // kPostgresModuleAbi of the module's build
   const char* release;  // dbstep_release() of the module's build
   std::unique_ptr<Driver> (*open)(const Url& url);
+  PendingDriver (*start)(const Url& url);
 };
-inline constexpr int kPostgresModuleAbi = 1;
+inline constexpr int kPostgresModuleAbi = 2;
 inline constexpr const char* kPostgresModuleFile = "dbstep-postgres.so";
 inline constexpr const char* kPostgresModuleEntry = "dbstep_postgres_module_v1";
 
@@ -37,6 +39,8 @@ inline constexpr const char* kPostgresModuleEntry = "dbstep_postgres_module_v1";
 // Throws Error(kDatabase) when the module cannot be found or loaded, saying where it looked and
 // what to install (Debian: libpqxx-6.4, libpq5); the next call tries again.
 std::unique_ptr<Driver> open_postgres_module(const Url& url);
+// start_postgres() through the module, loaded as open_postgres_module() loads it.
+PendingDriver start_postgres_module(const Url& url);
 
 // The advice for a dlopen() failure `why` of the module at `path`: names the Debian package of
 // the library it lacks (libpqxx-6.4, libpq5). Pure, for tests.

@@ -100,14 +100,20 @@ std::string module_load_error(std::string_view path, std::string_view why) {
   return fmt::format("{}: loading {} failed: {}", advice, path, why);
 }
 
-std::unique_ptr<Driver> open_postgres_module(const Url& url) {
+namespace {
+
+const PostgresModule& module() {
   static std::mutex mutex;
   static const PostgresModule* api = nullptr;
-  {
-    std::lock_guard<std::mutex> guard(mutex);
-    if (!api) api = load();
-  }
-  return api->open(url);
+  std::lock_guard<std::mutex> guard(mutex);
+  if (!api) api = load();
+  return *api;
 }
+
+}  // namespace
+
+std::unique_ptr<Driver> open_postgres_module(const Url& url) { return module().open(url); }
+
+PendingDriver start_postgres_module(const Url& url) { return module().start(url); }
 
 }  // namespace dbstep::drivers

@@ -42,8 +42,13 @@ namespace dbstep::drivers {
 
 namespace pg {
 
-PostgresDriver::PostgresDriver(const Url& url, pg::Options options)
-    : options_(std::move(options)), pooler_(url), conn_(url), url_(url) {
+PostgresDriver::PostgresDriver(const Url& url, pg::Options options, bool wait)
+    : options_(std::move(options)), pooler_(url), conn_(url, wait), url_(url) {
+  if (wait) finish_opening();
+}
+
+void PostgresDriver::finish_opening() {
+  conn_.finish_connecting();
   const pqxx::result r = conn_.exec("SELECT current_database(), current_schema(), pg_backend_pid()",
                                     "reading the current schema");
   const std::string database = r[0][0].as<std::string>();
@@ -99,6 +104,27 @@ DbState PostgresDriver::state() {
     conn_.fail(fmt::format("reading the version from {}", version_->name()), *failed);
   }
   return version_->parse(r);
+}
+
+Driver::StateAndMarks PostgresDriver::state_and_marks() {
+  // Both reads in one message: the marks are read for nothing when the state has no version,
+  // which costs less than the round trip saved when it has.
+  auto [results, failed] = conn_.try_exec_each({version_->select(), history_->select_marks()});
+  StateAndMarks out;
+  if (failed && failed->first == 0) {
+    // As state(): no table is "nothing applied", and nothing after it ran.
+    if (is_missing_table(failed->second.sqlstate)) return out;
+    conn_.fail(fmt::format("reading the version from {}", version_->name()), failed->second);
+  }
+  out.state = version_->parse(results.at(0));
+  if (!out.state.version) return out;
+  if (failed) {
+    pg::history_missing(conn_, *history_, failed->second,
+                        fmt::format("reading the history from {}", history_->name()));
+  } else {
+    out.marks = pg::parse_history_marks(*history_, results.at(1));
+  }
+  return out;
 }
 
 bool PostgresDriver::bookkeeping_tables_missing(bool with_history) noexcept {
@@ -270,16 +296,40 @@ std::uint32_t advisory_lock_key(std::string_view database_name,
   return pg::lock_key(database_name, additional);
 }
 
-std::unique_ptr<Driver> open_postgres(const Url& url) {
-  pg::Options options = pg::parse_options(url);
+namespace {
+
+// `open()`, with anything but dbstep's own errors (libpqxx's usage errors, bad_alloc) reported
+// as an internal error naming the URL without its passwords.
+template <typename Fn>
+auto opening(const Url& url, Fn&& open) {
   try {
-    return std::make_unique<pg::PostgresDriver>(url, std::move(options));
+    return open();
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
     throw Error(ErrorCode::kInternal,
                 fmt::format("opening {}: {}", url.redacted(), redact_secrets(e.what())));
   }
+}
+
+}  // namespace
+
+std::unique_ptr<Driver> open_postgres(const Url& url) {
+  pg::Options options = pg::parse_options(url);
+  return opening(url,
+                 [&] { return std::make_unique<pg::PostgresDriver>(url, std::move(options)); });
+}
+
+PendingDriver start_postgres(const Url& url) {
+  pg::Options options = pg::parse_options(url);
+  auto started = std::make_shared<std::unique_ptr<pg::PostgresDriver>>(opening(url, [&] {
+    return std::make_unique<pg::PostgresDriver>(url, std::move(options), /*wait=*/false);
+  }));
+  return [started, url]() -> std::unique_ptr<Driver> {
+    std::unique_ptr<pg::PostgresDriver> driver = std::move(*started);
+    opening(url, [&] { driver->finish_opening(); });
+    return driver;
+  };
 }
 
 }  // namespace dbstep::drivers

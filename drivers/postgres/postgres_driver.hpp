@@ -35,6 +35,7 @@
 #include <string_view>
 
 #include "core/driver.hpp"
+#include "core/registry.hpp"
 #include "core/url.hpp"
 
 namespace dbstep::drivers {
@@ -43,6 +44,11 @@ namespace dbstep::drivers {
 // (before connecting) and Error(kDatabase) when the server cannot be reached; no message holds
 // the URL's password.
 std::unique_ptr<Driver> open_postgres(const Url& url);
+// open_postgres() in two halves (Registry::start_driver()): checks the x- parameters and sends
+// what libpq sends before the server's first answer, so the server starts the session while the
+// caller works; the PendingDriver waits for it and reads the session's schema. Errors as
+// open_postgres(), each from the half that meets it.
+PendingDriver start_postgres(const Url& url);
 
 // golang-migrate's GenerateAdvisoryLockId: the CRC-32 (IEEE) of `additional` and then
 // `database_name` joined by NUL bytes, times 1486364155, modulo 2^32. The driver locks

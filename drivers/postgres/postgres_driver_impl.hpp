@@ -31,7 +31,10 @@ namespace dbstep::drivers::pg {
 
 class PostgresDriver final : public Driver {
  public:
-  PostgresDriver(const Url& url, pg::Options options);
+  // Connects and reads the session's schema. Without `wait`, only starts connecting
+  // (Connection(url, false)): finish_opening() must come before anything else.
+  PostgresDriver(const Url& url, pg::Options options, bool wait = true);
+  void finish_opening();
   ~PostgresDriver() override;
   PostgresDriver(const PostgresDriver&) = delete;
   PostgresDriver& operator=(const PostgresDriver&) = delete;
@@ -42,6 +45,7 @@ class PostgresDriver final : public Driver {
   }
   void unlock() override { lock_->unlock(); }
   DbState state() override;
+  StateAndMarks state_and_marks() override;
   bool apply(const Step& step, const DbState& expected) override;
   bool apply_batch(const DbState& expected, const StepFeed& next) override;
   void set_state(const DbState& state) override;

@@ -23,6 +23,7 @@ class FakeSource final : public Source {
  public:
   explicit FakeSource(std::map<std::string, std::string> files) : files_(std::move(files)) {}
   std::vector<std::string> list() override {
+    if (on_list) on_list();
     std::vector<std::string> names;
     for (const auto& [n, b] : files_) names.push_back(n);
     return names;
@@ -35,6 +36,7 @@ class FakeSource final : public Source {
   }
   std::string describe() const override { return "fake source"; }
   int reads = 0;
+  std::function<void()> on_list;
 
  private:
   std::map<std::string, std::string> files_;
@@ -133,6 +135,10 @@ class FakeDriver final : public Driver {
     }
     return rows;
   }
+  StateAndMarks state_and_marks() override {
+    ++state_and_marks_calls;
+    return Driver::state_and_marks();
+  }
   std::map<Version, std::string> stored_downs(const std::vector<Version>& versions) override {
     ++stored_downs_calls;
     std::map<Version, std::string> found;
@@ -172,6 +178,7 @@ class FakeDriver final : public Driver {
   int lock_count = 0;
   int batches = 0;
   int stored_downs_calls = 0;  // Driver::stored_downs() calls
+  int state_and_marks_calls = 0;
   std::string fail_body;
   bool failure_leaves_dirty = false;
   bool failure_loses_connection = false;

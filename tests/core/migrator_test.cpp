@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/migrator.hpp"
+#include "core/registry.hpp"
 #include "tests/core/fakes.hpp"
 
 namespace {
@@ -513,4 +514,85 @@ TEST_CASE("engine: an up-to-date database is settled by one unlocked read") {
   REQUIRE(r.error);
   CHECK(r.error->code() == ErrorCode::kDirty);
   CHECK(e.driver->lock_count == locks + 1);
+}
+
+TEST_CASE("engine: an up-to-date run reads the history's marks with the state only when told") {
+  struct Quiet final : Observer {};
+  Quiet quiet;
+  for (const bool observed : {false, true}) {
+    CAPTURE(observed);
+    MigratorOptions options;
+    if (observed) options.observer = &quiet;
+    Engine e(testing::gm_fixture(), options);
+    REQUIRE(e.m->up().ok());
+    e.driver->state_and_marks_calls = 0;
+    REQUIRE(e.m->up().ok());
+    // With someone to tell of migrations pending below the current version, one read of both.
+    CHECK(e.driver->state_and_marks_calls == (observed ? 1 : 0));
+    // Going down never wants them.
+    REQUIRE(e.m->steps(-1).ok());
+    CHECK(e.driver->state_and_marks_calls == (observed ? 1 : 0));
+  }
+}
+
+TEST_CASE("engine: Migrator::open lists the source while the driver is being opened") {
+  std::vector<std::string> events;
+  Registry registry;
+  registry.add_source("fake", [&](const Url&) {
+    auto s = std::make_unique<FakeSource>(testing::gm_fixture());
+    s->on_list = [&] { events.push_back("list"); };
+    return s;
+  });
+  // A driver that can start opening: started first, finished after the listing.
+  registry.add_driver(
+      "started",
+      [&](const Url&) -> std::unique_ptr<Driver> {
+        events.push_back("open");
+        return std::make_unique<FakeDriver>();
+      },
+      [&](const Url&) -> PendingDriver {
+        events.push_back("start");
+        return [&]() -> std::unique_ptr<Driver> {
+          events.push_back("finish");
+          return std::make_unique<FakeDriver>();
+        };
+      });
+  // One that cannot: opened at once, before the listing.
+  registry.add_driver("plain", [&](const Url&) -> std::unique_ptr<Driver> {
+    events.push_back("open");
+    return std::make_unique<FakeDriver>();
+  });
+
+  Migrator m = Migrator::open(registry, "started://db", "fake://files");
+  CHECK(events == std::vector<std::string>{"start", "list", "finish"});
+  CHECK(m.up().ok());
+  CHECK(m.state().version == OptVersion{7});
+
+  events.clear();
+  Migrator plain = Migrator::open(registry, "plain://db", "fake://files");
+  CHECK(events == std::vector<std::string>{"open", "list"});
+
+  // open_driver() opens at once either way; an unknown scheme is refused by both.
+  events.clear();
+  CHECK(registry.open_driver("started://db") != nullptr);
+  CHECK(events == std::vector<std::string>{"open"});
+  CHECK_THROWS_AS(registry.start_driver("nope://db"), Error);
+
+  // A failure to finish opening comes out of Migrator::open, after the listing.
+  events.clear();
+  registry.add_driver(
+      "failing", [](const Url&) -> std::unique_ptr<Driver> { return nullptr; },
+      [&](const Url&) -> PendingDriver {
+        events.push_back("start");
+        return []() -> std::unique_ptr<Driver> {
+          throw Error(ErrorCode::kDatabase, "cannot connect");
+        };
+      });
+  try {
+    Migrator::open(registry, "failing://db", "fake://files");
+    FAIL("expected an error");
+  } catch (const Error& err) {
+    CHECK(err.code() == ErrorCode::kDatabase);
+  }
+  CHECK(events == std::vector<std::string>{"start", "list"});
 }

@@ -18,6 +18,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -74,6 +75,9 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
   SUBCASE("a fresh database has no version and reading it creates nothing") {
     auto d = fx.open();
     CHECK(d->state() == none);
+    const auto read = d->state_and_marks();
+    CHECK(read.state == none);
+    CHECK_FALSE(read.marks.has_value());
     CHECK_FALSE(fx.table_exists("schema_migrations"));
   }
 
@@ -228,6 +232,10 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
     fx.exec("INSERT INTO schema_migrations (version, dirty) VALUES (3, false)");
     auto d = fx.open();
     CHECK(d->state() == DbState{3, false});
+    // No history table: the state, and no marks (golang-migrate's reading: all below applied).
+    const auto read = d->state_and_marks();
+    CHECK(read.state == DbState{3, false});
+    CHECK_FALSE(read.marks.has_value());
     CHECK(d->apply(up_step(4, "CREATE TABLE t4 (x int)"), DbState{3, false}));
     CHECK(fx.query_int("SELECT version FROM schema_migrations") == 4);
     CHECK(fx.query_int("SELECT COUNT(*) FROM schema_migrations") == 1);
@@ -401,17 +409,25 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
     // Another connection reads the same rows.
     CHECK(fx.open()->history()->size() == 7);
 
-    // history_marks(): history()'s id, version, direction and kind, row for row.
+    // history_marks(): history()'s id, version, direction and kind, row for row, in any order;
+    // state_and_marks() reads the same state and marks.
     const auto all = d->history();
-    const auto marks = d->history_marks();
-    REQUIRE(marks.has_value());
-    REQUIRE(marks->size() == all->size());
-    for (std::size_t i = 0; i < marks->size(); ++i) {
-      CHECK((*marks)[i].id == (*all)[i].id);
-      CHECK((*marks)[i].version == (*all)[i].version);
-      CHECK((*marks)[i].direction == (*all)[i].direction);
-      CHECK((*marks)[i].kind == (*all)[i].kind);
-    }
+    const auto check_marks = [&](std::optional<std::vector<HistoryMark>> marks) {
+      REQUIRE(marks.has_value());
+      REQUIRE(marks->size() == all->size());
+      std::sort(marks->begin(), marks->end(),
+                [](const HistoryMark& a, const HistoryMark& b) { return a.id < b.id; });
+      for (std::size_t i = 0; i < marks->size(); ++i) {
+        CHECK((*marks)[i].id == (*all)[i].id);
+        CHECK((*marks)[i].version == (*all)[i].version);
+        CHECK((*marks)[i].direction == (*all)[i].direction);
+        CHECK((*marks)[i].kind == (*all)[i].kind);
+      }
+    };
+    check_marks(d->history_marks());
+    auto read = d->state_and_marks();
+    CHECK(read.state == d->state());
+    check_marks(std::move(read.marks));
 
     // stored_downs(): per version, its latest up row's down SQL; versions whose latest up row
     // stored none (4, 5) or that never went up (99) are absent.
@@ -457,6 +473,14 @@ TEST_CASE_TEMPLATE_DEFINE("driver conformance", F, driver_conformance) {
     auto e = capture_error([&] { d->history(); });
     CHECK(e.code() == ErrorCode::kDatabase);
     CHECK(std::string(e.what()).find("schema_migrations_history") != std::string::npos);
+    // Read with the state too, once there is a version (with none, the marks are not wanted).
+    CHECK_FALSE(d->state_and_marks().marks.has_value());
+    d->set_state(DbState{1, false});
+    e = capture_error([&] { d->state_and_marks(); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(std::string(e.what()).find("schema_migrations_history") != std::string::npos);
+    CHECK(d->state() == DbState{1, false});  // the failed read left the session usable
+    d->set_state(none);
     Step step = up_step(1, "CREATE TABLE hx (x int);");
     HistoryRow row;
     row.version = 1;

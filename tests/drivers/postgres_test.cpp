@@ -16,7 +16,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -31,6 +33,7 @@
 
 #include "core/checksum.hpp"
 #include "core/history.hpp"
+#include "core/registry.hpp"
 #include "core/url.hpp"
 #include "drivers/postgres/postgres_driver.hpp"
 #include "tests/drivers/conformance.hpp"
@@ -1626,4 +1629,67 @@ TEST_CASE("postgres: on a SQL_ASCII or LATIN1 database a failure still names its
     }
     dbstep::testing::pg_exec(admin, "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
   }
+}
+
+TEST_CASE("postgres: started, a connection sends its startup before the caller works; state and marks in one round trip") {
+  PostgresFixture fx;
+  REQUIRE(drivers::open_postgres(Url::parse(fx.url))->apply(up_step(1, "CREATE TABLE a (x int);"),
+                                                            kNone));
+  RoundTripCounter second(std::stoi(fx.query("SELECT current_setting('port')")));
+  std::string url = fx.url;
+  const auto at = url.find("@127.0.0.1:") + std::string("@127.0.0.1:").size();
+  url.replace(at, url.find('/', at) - at, std::to_string(second.port()));
+  PendingDriver pending = drivers::start_postgres(Url::parse(url));
+  // The startup packet is out (the server starts the session meanwhile); no query yet.
+  for (int i = 0; i < 200 && second.round_trips() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(second.round_trips() == 1);
+  CHECK(second.queries() == 0);
+  std::unique_ptr<Driver> d = pending();
+  const int queries = second.queries();
+  const int trips = second.round_trips();
+  const Driver::StateAndMarks read = d->state_and_marks();
+  CHECK(read.state == DbState{1, false});
+  CHECK_FALSE(read.marks.has_value());  // no history was written
+  CHECK(second.queries() - queries == 1);
+  CHECK(second.round_trips() - trips == 1);
+  const std::string sent = second.last_query();
+  CHECK(contains(sent, "schema_migrations"));
+  CHECK(contains(sent, "schema_migrations_history"));
+
+  // The started half and the finishing half fail as open_postgres() does.
+  auto e = capture_error(
+      [&] { drivers::start_postgres(Url::parse("postgres://postgres@127.0.0.1:1/db?sslmode=disable"))(); });
+  CHECK(e.code() == ErrorCode::kDatabase);
+  CHECK(contains(e.what(), "cannot connect to PostgreSQL at postgres://postgres@127.0.0.1:1/db"));
+  CHECK(capture_error([&] { drivers::start_postgres(Url::parse(fx.url + "&x-lock-timeout=-5")); })
+            .code() == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("postgres: connect_timeout still bounds a connection that is started early") {
+  // A listener that never answers: the kernel completes the TCP handshake, libpq sends its
+  // startup packet and waits for a reply that never comes.
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&a), len) == 0);
+  REQUIRE(::listen(silent, 4) == 0);
+  REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  const std::string url = "postgres://postgres@127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
+                          "/db?sslmode=disable&connect_timeout=2";
+  auto outcome = std::async(std::launch::async, [&] {
+    return capture_error([&] { drivers::start_postgres(Url::parse(url))(); });
+  });
+  if (outcome.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    // libpq's timeout was lost: the wait would never end, and neither would this test.
+    std::fprintf(stderr, "connect_timeout=2 did not end the connection attempt in 30 s\n");
+    std::_Exit(1);
+  }
+  const Error e = outcome.get();
+  CHECK(e.code() == ErrorCode::kDatabase);
+  CHECK(contains(e.what(), "timeout"));
+  ::close(silent);
 }
