@@ -37,8 +37,13 @@ std::optional<std::vector<HistoryMark>> Driver::history_marks() {
 }
 
 Driver::StateAndMarks Driver::state_and_marks() {
-  StateAndMarks out{state(), std::nullopt};
-  if (out.state.version) out.marks = history_marks();
+  StateAndMarks out{state(), std::nullopt, nullptr};
+  if (!out.state.version) return out;
+  try {
+    out.marks = history_marks();
+  } catch (...) {
+    out.marks_error = std::current_exception();
+  }
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <optional>
@@ -146,12 +147,16 @@ class Driver {
   // history().
   virtual std::optional<std::vector<HistoryMark>> history_marks();
   // state() and, when it has a version, history_marks(): what a run going up reads first to
-  // tell whether anything is pending, above the current version or below it. Read-only, with
-  // the errors of both. The default calls one after the other; a driver that can read both in
-  // one round trip does (most runs find nothing to do, and pay only this).
+  // tell whether anything is pending, above the current version or below it. Read-only. The
+  // state's errors are thrown; the marks' are kept in marks_error, for the caller to throw only
+  // if it uses them (a dirty database is reported as dirty, whatever its history). The default
+  // calls one after the other; a driver that can read both in one round trip does (most runs
+  // find nothing to do, and pay only this).
   struct StateAndMarks {
     DbState state;
-    std::optional<std::vector<HistoryMark>> marks;  // nullopt: no version, or no history table
+    std::optional<std::vector<HistoryMark>> marks;  // nullopt: no version, no history table, or
+                                                    // marks_error
+    std::exception_ptr marks_error;                 // what history_marks() would have thrown
   };
   virtual StateAndMarks state_and_marks();
   // The down SQL stored by the latest up row (applied, baseline or repaired) of each of

@@ -200,6 +200,7 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
         std::vector<Version> below;
         if (up && quick && quick->steps.empty() && seen.version &&
             (obs || options_.out_of_order)) {
+          if (read.marks_error) std::rethrow_exception(read.marks_error);
           below = out_of_order(seen, std::move(read.marks));
         }
         if (quick && quick->steps.empty() && quick->short_by == 0 &&

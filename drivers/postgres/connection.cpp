@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <regex>
 #include <set>
@@ -374,11 +375,14 @@ Connection::Connection(const Url& url, bool wait) {
   secrets_ = std::move(spec.secrets);
   url_path_ = std::move(spec.url_path);
   described_ = scrub(url.without_custom_params());
+  conninfo_ = std::move(spec.conninfo);
+  const bool started = !wait && !bounded_by_libpq(conninfo_);
   try {
-    session_ = std::make_unique<Session>(spec.conninfo, !wait && !bounded_by_libpq(spec.conninfo));
+    session_ = std::make_unique<Session>(conninfo_, started);
   } catch (const std::exception& e) {
     throw connect_error(e);
   }
+  if (started) started_at_ = std::chrono::steady_clock::now();
   if (wait) finish_connecting();
 }
 
@@ -394,7 +398,19 @@ void Connection::finish_connecting() {
   try {
     session_->activate();
   } catch (const std::exception& e) {
-    throw connect_error(e);
+    // The server gives a client authentication_timeout (1 s at least, 60 s by default) to get
+    // through TLS and authentication: a connection started before a long wait may have run out
+    // of it. Once more then, as libpq's blocking connect; a failure sooner is the answer.
+    using namespace std::chrono_literals;
+    if (!started_at_ || std::chrono::steady_clock::now() - *started_at_ < 1s) {
+      throw connect_error(e);
+    }
+    try {
+      session_ = std::make_unique<Session>(conninfo_, false);
+      session_->activate();
+    } catch (const std::exception& again) {
+      throw connect_error(again);
+    }
   }
   session_->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
@@ -480,7 +496,17 @@ Connection::EachResult Connection::try_exec_each(const std::vector<std::string>&
     ids.reserve(queries.size());
     for (const auto& q : queries) ids.push_back(p.insert(q));
     p.resume();
-    for (; at < ids.size(); ++at) out.results.push_back(p.retrieve(ids[at]));
+    try {
+      for (; at < ids.size(); ++at) out.results.push_back(p.retrieve(ids[at]));
+    } catch (...) {
+      // The pipeline reads what is still due, so that its destructor does not send a cancel
+      // request (a new connection to the server) for the queries the server skipped.
+      try {
+        p.complete();
+      } catch (...) {
+      }
+      throw;
+    }
     p.complete();
   } catch (const pqxx::failure& e) {
     out.failed.emplace(at, failure_of(e));
@@ -488,6 +514,12 @@ Connection::EachResult Connection::try_exec_each(const std::vector<std::string>&
     throw;
   } catch (const std::exception& e) {
     out.failed.emplace(at, client_failure(e));
+  }
+  // libpqxx's pipeline can hand back a failure before libpq has read the server's ReadyForQuery:
+  // read up to it, so the session is idle (a ROLLBACK sent now would find it busy, and the server
+  // would warn of no transaction in progress).
+  if (PGconn* c = raw()) {
+    while (PGresult* r = PQgetResult(c)) PQclear(r);
   }
   return out;
 }

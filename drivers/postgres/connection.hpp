@@ -19,6 +19,7 @@
 // Every message is scrubbed of the URL's passwords.
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -75,7 +76,9 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   // Waits for the connection a Connection(url, false) started; throws as the constructor does.
-  // Nothing once connected.
+  // Nothing once connected. A started connection that fails after a second or more (the
+  // server's authentication_timeout may have ended it while the caller worked) is made once
+  // more with libpq's blocking connect.
   void finish_connecting();
 
   // The URL without its x- parameters and with any password hidden.
@@ -141,6 +144,9 @@ class Connection {
 
   Error connect_error(const std::exception& e) const;
 
+  std::string conninfo_;  // what libpq gets (passwords included: never in a message)
+  // When a Connection(url, false) started connecting (nullopt: it connected at once).
+  std::optional<std::chrono::steady_clock::time_point> started_at_;
   std::vector<std::string> secrets_;  // passwords to hide in every message
   std::string url_path_;
   std::string described_;

@@ -119,8 +119,12 @@ Driver::StateAndMarks PostgresDriver::state_and_marks() {
   out.state = version_->parse(results.at(0));
   if (!out.state.version) return out;
   if (failed) {
-    pg::history_missing(conn_, *history_, failed->second,
-                        fmt::format("reading the history from {}", history_->name()));
+    try {
+      pg::history_missing(conn_, *history_, failed->second,
+                          fmt::format("reading the history from {}", history_->name()));
+    } catch (const Error&) {
+      out.marks_error = std::current_exception();
+    }
   } else {
     out.marks = pg::parse_history_marks(*history_, results.at(1));
   }

@@ -127,6 +127,7 @@ class FakeDriver final : public Driver {
   // History kept in memory, as a driver keeps it in its table (the table exists once a row was
   // written).
   std::optional<std::vector<HistoryRow>> history() override {
+    if (history_fails) throw Error(ErrorCode::kDatabase, "the history table is unreadable");
     if (!history_table) return std::nullopt;
     std::vector<HistoryRow> rows = history_rows;
     for (auto& r : rows) {
@@ -183,6 +184,7 @@ class FakeDriver final : public Driver {
   bool failure_leaves_dirty = false;
   bool failure_loses_connection = false;
   bool state_fails = false;
+  bool history_fails = false;  // history() (and so history_marks()) throws
   std::function<void(FakeDriver&, const Step&)> before_apply;
 };
 

@@ -533,6 +533,21 @@ TEST_CASE("engine: an up-to-date run reads the history's marks with the state on
     REQUIRE(e.m->steps(-1).ok());
     CHECK(e.driver->state_and_marks_calls == (observed ? 1 : 0));
   }
+  // An unreadable history fails the run that needs it, and only that one: a dirty database is
+  // still reported as dirty.
+  MigratorOptions options;
+  options.observer = &quiet;
+  Engine e(testing::gm_fixture(), options);
+  REQUIRE(e.m->up().ok());
+  e.driver->history_fails = true;
+  Result r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kDatabase);
+  CHECK(std::string(r.error->what()).find("unreadable") != std::string::npos);
+  e.driver->set_state({7, true});
+  r = e.m->up();
+  REQUIRE(r.error);
+  CHECK(r.error->code() == ErrorCode::kDirty);
 }
 
 TEST_CASE("engine: Migrator::open lists the source while the driver is being opened") {

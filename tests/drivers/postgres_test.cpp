@@ -35,6 +35,7 @@
 #include "core/history.hpp"
 #include "core/registry.hpp"
 #include "core/url.hpp"
+#include "drivers/postgres/connection.hpp"
 #include "drivers/postgres/postgres_driver.hpp"
 #include "tests/drivers/conformance.hpp"
 #include "tests/postgres_server.hpp"
@@ -1692,4 +1693,142 @@ TEST_CASE("postgres: connect_timeout still bounds a connection that is started e
   CHECK(e.code() == ErrorCode::kDatabase);
   CHECK(contains(e.what(), "timeout"));
   ::close(silent);
+}
+
+TEST_CASE("postgres: a failed read of several queries leaves the session idle, with nothing to cancel") {
+  PostgresFixture fx;
+  drivers::pg::Connection c(Url::parse(fx.url));
+  int busy = 0;
+  for (int i = 0; i < 50; ++i) {
+    // The first fails (nothing after it runs), the second fails, both succeed.
+    auto first = c.try_exec_each({"SELECT * FROM no_such_table_0", "SELECT 1"});
+    REQUIRE(first.failed.has_value());
+    CHECK(first.failed->first == 0);
+    CHECK(first.failed->second.sqlstate == "42P01");
+    if (PQtransactionStatus(c.raw()) != PQTRANS_IDLE) ++busy;
+    auto second = c.try_exec_each({"SELECT 1", "SELECT * FROM no_such_table_1"});
+    REQUIRE(second.failed.has_value());
+    CHECK(second.failed->first == 1);
+    REQUIRE(second.results.size() == 1);
+    CHECK(second.results[0][0][0].as<int>() == 1);
+    if (PQtransactionStatus(c.raw()) != PQTRANS_IDLE) ++busy;
+    auto both = c.try_exec_each({"SELECT 1", "SELECT 2"});
+    REQUIRE_FALSE(both.failed.has_value());
+    REQUIRE(both.results.size() == 2);
+    CHECK(both.results[1][0][0].as<int>() == 2);
+    if (PQtransactionStatus(c.raw()) != PQTRANS_IDLE) ++busy;
+  }
+  // Busy, the next ROLLBACK would be refused or warned about, and libpqxx's pipeline would have
+  // sent a cancel request (a connection of its own) for the query it still waited for.
+  CHECK(busy == 0);
+}
+
+namespace {
+
+// A loopback port whose first connection is closed once the client has sent something (as a
+// server does when authentication_timeout runs out), and whose next ones are relayed to the
+// server.
+class DropFirstConnection {
+ public:
+  explicit DropFirstConnection(int server_port) : server_port_(server_port) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        ::listen(listener_, 4) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("cannot listen on a loopback port");
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~DropFirstConnection() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  int port() const { return port_; }
+  int accepted() const { return accepted_; }
+
+ private:
+  int accept_one() {
+    pollfd l{listener_, POLLIN, 0};
+    while (!stop_) {
+      if (::poll(&l, 1, 50) > 0) return ::accept(listener_, nullptr, nullptr);
+    }
+    return -1;
+  }
+  void serve() {
+    const int first = accept_one();
+    if (first < 0) return;
+    ++accepted_;
+    char buf[1 << 16];
+    pollfd p{first, POLLIN, 0};
+    while (!stop_ && ::poll(&p, 1, 50) <= 0) {
+    }
+    ::close(first);
+    const int client = accept_one();
+    if (client < 0) return;
+    ++accepted_;
+    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(server_port_));
+    if (::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      while (!stop_) {
+        pollfd q[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+        if (::poll(q, 2, 50) <= 0) continue;
+        const int from = q[0].revents ? client : server;
+        const int to = from == client ? server : client;
+        const ssize_t n = ::read(from, buf, sizeof buf);
+        if (n <= 0 || ::write(to, buf, static_cast<std::size_t>(n)) != n) break;
+      }
+    }
+    ::close(client);
+    ::close(server);
+  }
+
+  int server_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+};
+
+std::string through_port(std::string url, int port) {
+  const auto at = url.find("@127.0.0.1:") + std::string("@127.0.0.1:").size();
+  url.replace(at, url.find('/', at) - at, std::to_string(port));
+  return url;
+}
+
+}  // namespace
+
+TEST_CASE("postgres: a started connection the server ended during a long wait is made once more") {
+  PostgresFixture fx;
+  const int port = std::stoi(fx.query("SELECT current_setting('port')"));
+  {
+    // Ended at once: that is the answer, reported, and no second connection is tried.
+    DropFirstConnection drop(port);
+    PendingDriver pending = drivers::start_postgres(Url::parse(through_port(fx.url, drop.port())));
+    auto e = capture_error([&] { pending(); });
+    CHECK(e.code() == ErrorCode::kDatabase);
+    CHECK(contains(e.what(), "cannot connect to PostgreSQL"));
+    CHECK(drop.accepted() == 1);
+  }
+  {
+    // Ended while the caller worked for more than a second (authentication_timeout is 1 s at
+    // least): connected again, with libpq's blocking connect, and the driver works.
+    DropFirstConnection drop(port);
+    PendingDriver pending = drivers::start_postgres(Url::parse(through_port(fx.url, drop.port())));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    std::unique_ptr<Driver> d = pending();
+    CHECK(drop.accepted() == 2);
+    CHECK(d->state() == kNone);
+    CHECK(d->apply(up_step(1, "CREATE TABLE again (x int);"), kNone));
+    CHECK(fx.table_exists("again"));
+  }
 }
