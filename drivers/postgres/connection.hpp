@@ -2,11 +2,7 @@
 // One connection to a PostgreSQL server, opened by libpqxx from a postgres:// URL, and the way
 // the driver's own queries (everything but a migration's statements: pipeline.hpp) run on it.
 //
-// URL -> connection: the URL (or libpq key=value string) after "postgres:" goes to libpq as it
-// is, with the URL's parameters mapped as lib/pq and golang-migrate users expect: libpq's own
-// keywords (sslmode, connect_timeout ...) as keywords, anything else that is not an x- key as a
-// server setting in `options` (search_path=app), x- keys never sent. dbstep adds
-// fallback_application_name=dbstep and client_encoding=UTF8 unless the URL sets them.
+// URL -> connection string: conninfo.hpp.
 //
 // libpqxx opens the connection (pqxx::connection_base with a connection policy of ours), runs
 // the queries and throws its error classes, which exec() turns into dbstep::Error. libpqxx 6.4
