@@ -76,21 +76,18 @@ bool before_in_direction(Direction d, const OptVersion& a, const OptVersion& b) 
 
 }  // namespace
 
-Migrator::Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> driver,
-                   MigratorOptions options, std::string source_name, MigrationIndex index)
-    : source_(std::move(source)),
-      driver_(std::move(driver)),
-      options_(options),
-      index_(std::move(index)),
-      source_name_(std::move(source_name)) {}
+Migrator::Migrator(std::unique_ptr<Source> source, const PendingDriver& driver,
+                   MigratorOptions options)
+    : source_(std::move(source)), options_(options) {
+  source_name_ = source_->describe();
+  index_ = MigrationIndex::build(source_->list(), source_name_);
+  driver_ = driver();
+  if (options_.backup) driver_->check_backup();
+}
 
 Migrator::Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> driver,
                    MigratorOptions options)
-    : Migrator(std::move(source), std::move(driver), options, {}, {}) {
-  source_name_ = source_->describe();
-  index_ = MigrationIndex::build(source_->list(), source_name_);
-  if (options_.backup) driver_->check_backup();
-}
+    : Migrator(std::move(source), [&driver] { return std::move(driver); }, options) {}
 
 Migrator Migrator::open(const Registry& registry, std::string_view database_url,
                         std::string_view source_url, MigratorOptions options) {
@@ -99,11 +96,7 @@ Migrator Migrator::open(const Registry& registry, std::string_view database_url,
   // Then the driver starts connecting, and the migrations are listed while the server starts
   // its session: a PostgreSQL up-to-date run's wall time goes down by what listing takes.
   PendingDriver pending = registry.start_driver(database_url);
-  std::string name = source->describe();
-  MigrationIndex index = MigrationIndex::build(source->list(), name);
-  Migrator m(std::move(source), pending(), options, std::move(name), std::move(index));
-  if (m.options_.backup) m.driver_->check_backup();
-  return m;
+  return Migrator(std::move(source), pending, options);
 }
 
 Step Migrator::make_step(const Plan& plan, std::size_t i, StoredDownReader& downs) {
@@ -180,8 +173,9 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
       // Going up with someone to tell (or out_of_order), the history's marks are wanted too
       // when nothing is pending above: read with the state, in one round trip where the driver
       // can, at the cost of reading them for nothing when something is.
+      const bool wants_marks = up && (obs || options_.out_of_order);
       Driver::StateAndMarks read;
-      if (up && (obs || options_.out_of_order)) {
+      if (wants_marks) {
         read = driver_->state_and_marks();
       } else {
         read.state = driver_->state();
@@ -198,8 +192,7 @@ Result Migrator::run(PlanFn&& make_plan, bool up) {
         // from another branch) are reported to the observer, and with out_of_order they are
         // work to do. With neither, nobody would hear of them: they are not looked for.
         std::vector<Version> below;
-        if (up && quick && quick->steps.empty() && seen.version &&
-            (obs || options_.out_of_order)) {
+        if (wants_marks && quick && quick->steps.empty() && seen.version) {
           if (read.marks_error) std::rethrow_exception(read.marks_error);
           below = out_of_order(seen, std::move(read.marks));
         }

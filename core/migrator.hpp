@@ -209,10 +209,9 @@ class Migrator {
   Driver& driver() { return *driver_; }
 
  private:
-  // The public constructor's members, with the source's index built already (open()), and no
-  // check of the backup option (the caller's).
-  Migrator(std::unique_ptr<Source> source, std::unique_ptr<Driver> driver, MigratorOptions options,
-           std::string source_name, MigrationIndex index);
+  // The public constructor, and open(): lists and indexes the source, then takes the driver from
+  // `driver` (which may finish connecting only now).
+  Migrator(std::unique_ptr<Source> source, const PendingDriver& driver, MigratorOptions options);
 
   // `up`: a run that moves up (migrate, up N), which checks edited files and reports (or with
   // out_of_order applies) pending migrations below the current version.

@@ -18,10 +18,6 @@ std::vector<std::string> keys(const Map& m) {
 
 }  // namespace
 
-void Registry::add_driver(std::string scheme, DriverFactory factory) {
-  drivers_[std::move(scheme)] = DriverEntry{std::move(factory), {}};
-}
-
 void Registry::add_driver(std::string scheme, DriverFactory factory, DriverStarter start) {
   drivers_[std::move(scheme)] = DriverEntry{std::move(factory), std::move(start)};
 }

@@ -30,10 +30,9 @@ using DriverStarter = std::function<PendingDriver(const Url&)>;
 
 class Registry {
  public:
-  // Registering a scheme twice replaces the earlier factory.
-  void add_driver(std::string scheme, DriverFactory factory);
-  // A driver that can also start opening (start_driver()); `factory` opens at once.
-  void add_driver(std::string scheme, DriverFactory factory, DriverStarter start);
+  // Registering a scheme twice replaces the earlier factory. `factory` opens at once; `start`,
+  // for a driver that can, starts opening (start_driver()).
+  void add_driver(std::string scheme, DriverFactory factory, DriverStarter start = {});
   void add_source(std::string scheme, SourceFactory factory);
 
   std::unique_ptr<Driver> open_driver(std::string_view url) const;

@@ -315,7 +315,7 @@ void Connection::fail(std::string_view doing, const SqlFailure& f) const {
   throw e;
 }
 
-std::pair<pqxx::result, std::optional<SqlFailure>> Connection::try_exec(const std::string& sql) {
+Connection::QueryResult Connection::try_exec(const std::string& sql) {
   try {
     pqxx::nontransaction tx(*session_);
     return {tx.exec(sql), std::nullopt};
@@ -328,8 +328,8 @@ std::pair<pqxx::result, std::optional<SqlFailure>> Connection::try_exec(const st
   }
 }
 
-std::pair<pqxx::result, std::optional<SqlFailure>> Connection::try_exec_params(
-    const std::string& sql, const std::vector<std::string>& params) {
+Connection::QueryResult Connection::try_exec_params(const std::string& sql,
+                                                    const std::vector<std::string>& params) {
   try {
     pqxx::nontransaction tx(*session_);
     switch (params.size()) {
@@ -348,9 +348,9 @@ std::pair<pqxx::result, std::optional<SqlFailure>> Connection::try_exec_params(
   }
 }
 
-Connection::EachResult Connection::try_exec_each(const std::vector<std::string>& queries) {
-  EachResult out;
-  std::size_t at = 0;
+std::vector<Connection::QueryResult> Connection::try_exec_each(
+    const std::vector<std::string>& queries) {
+  std::vector<QueryResult> out;
   try {
     pqxx::nontransaction tx(*session_);
     pqxx::pipeline p(tx);
@@ -361,7 +361,7 @@ Connection::EachResult Connection::try_exec_each(const std::vector<std::string>&
     for (const auto& q : queries) ids.push_back(p.insert(q));
     p.resume();
     try {
-      for (; at < ids.size(); ++at) out.results.push_back(p.retrieve(ids[at]));
+      for (const auto id : ids) out.emplace_back(p.retrieve(id), std::nullopt);
     } catch (...) {
       // The pipeline reads what is still due, so that its destructor does not send a cancel
       // request (a new connection to the server) for the queries the server skipped.
@@ -373,11 +373,11 @@ Connection::EachResult Connection::try_exec_each(const std::vector<std::string>&
     }
     p.complete();
   } catch (const pqxx::failure& e) {
-    out.failed.emplace(at, failure_of(e));
+    out.emplace_back(pqxx::result(), failure_of(e));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    out.failed.emplace(at, client_failure(e));
+    out.emplace_back(pqxx::result(), client_failure(e));
   }
   // libpqxx's pipeline can hand back a failure before libpq has read the server's ReadyForQuery:
   // read up to it, so the session is idle (a ROLLBACK sent now would find it busy, and the server

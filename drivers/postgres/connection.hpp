@@ -94,20 +94,16 @@ class Connection {
   // The same with $1, $2 ... bound to `params` (text).
   pqxx::result exec_params(const std::string& sql, const std::vector<std::string>& params,
                            std::string_view doing);
+  // A query's result, or its failure (then the result is empty).
+  using QueryResult = std::pair<pqxx::result, std::optional<SqlFailure>>;
   // Runs `sql` and hands back the failure instead of throwing (the transaction, if one was
   // open, is then aborted: the caller decides).
-  std::pair<pqxx::result, std::optional<SqlFailure>> try_exec(const std::string& sql);
-  std::pair<pqxx::result, std::optional<SqlFailure>> try_exec_params(
-      const std::string& sql, const std::vector<std::string>& params);
-
+  QueryResult try_exec(const std::string& sql);
+  QueryResult try_exec_params(const std::string& sql, const std::vector<std::string>& params);
   // Runs `queries` in ONE message, in order (libpqxx's pipeline, in autocommit: the server runs
-  // them as one implicit transaction): the results of those that ran, and the first failure
-  // with its index. Nothing after a failure runs; a failure leaves no transaction open.
-  struct EachResult {
-    std::vector<pqxx::result> results;  // one per query that succeeded, in order
-    std::optional<std::pair<std::size_t, SqlFailure>> failed;
-  };
-  EachResult try_exec_each(const std::vector<std::string>& queries);
+  // them as one implicit transaction): one QueryResult per query that ran, the last holding the
+  // failure if one failed. Nothing after a failure runs; a failure leaves no transaction open.
+  std::vector<QueryResult> try_exec_each(const std::vector<std::string>& queries);
 
   // Whether a transaction is open on the session (BEGIN sent, no COMMIT/ROLLBACK yet).
   bool in_transaction() const;

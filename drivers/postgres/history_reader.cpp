@@ -10,15 +10,23 @@ namespace dbstep::drivers::pg {
 
 namespace {
 
-// Rows read with `sql`; nullopt when there is no such table.
+// The rows of a history query, `doing`; nullopt when there is no such table (a database without
+// history). A failure of another kind is thrown: shape_error(), or Connection::fail().
+std::optional<pqxx::result> rows_of(Connection& conn, const HistorySql& history,
+                                    Connection::QueryResult read, std::string_view doing) {
+  auto& [r, failed] = read;
+  if (!failed) return std::move(r);
+  conn.rollback_quietly();
+  if (is_missing_table(failed->sqlstate)) return std::nullopt;
+  if (is_wrong_shape(failed->sqlstate)) throw shape_error(conn, history, doing, *failed);
+  conn.fail(doing, *failed);
+}
+
+// Rows read with `sql`, in autocommit outside any transaction: a failure leaves nothing open,
+// and reading never creates the table.
 std::optional<pqxx::result> read(Connection& conn, const HistorySql& history,
                                  const std::string& sql, std::string_view doing) {
-  // In autocommit, outside any transaction: a failure leaves nothing open, and reading never
-  // creates the table.
-  auto [r, failed] = conn.try_exec(sql);
-  if (!failed) return std::move(r);
-  history_missing(conn, history, *failed, doing);
-  return std::nullopt;
+  return rows_of(conn, history, conn.try_exec(sql), doing);
 }
 
 std::string reading(const HistorySql& history) {
@@ -39,14 +47,6 @@ bool is_wrong_shape(std::string_view sqlstate) {
 
 bool is_missing_table(std::string_view sqlstate) {
   return sqlstate == "42P01" || sqlstate == "3F000";  // no table, or no schema for a quoted name
-}
-
-bool history_missing(Connection& conn, const HistorySql& history, const SqlFailure& f,
-                     std::string_view doing) {
-  conn.rollback_quietly();
-  if (is_missing_table(f.sqlstate)) return true;  // a database without history
-  if (is_wrong_shape(f.sqlstate)) throw shape_error(conn, history, doing, f);
-  conn.fail(doing, f);
 }
 
 Error shape_error(const Connection& conn, const HistorySql& history, std::string_view doing,
@@ -83,15 +83,17 @@ std::optional<std::vector<HistoryRow>> read_history_rows(Connection& conn,
 
 std::optional<std::vector<HistoryMark>> read_history_marks(Connection& conn,
                                                            const HistorySql& history) {
-  auto r = read(conn, history, history.select_marks(), reading(history));
-  if (!r) return std::nullopt;
-  return parse_history_marks(history, *r);
+  return history_marks_of(conn, history, conn.try_exec(history.select_marks()));
 }
 
-std::vector<HistoryMark> parse_history_marks(const HistorySql& history, const pqxx::result& r) {
+std::optional<std::vector<HistoryMark>> history_marks_of(Connection& conn,
+                                                         const HistorySql& history,
+                                                         Connection::QueryResult read) {
+  auto r = rows_of(conn, history, std::move(read), reading(history));
+  if (!r) return std::nullopt;
   std::vector<HistoryMark> marks;
-  marks.reserve(r.size());
-  for (const auto& row : r) {
+  marks.reserve(r->size());
+  for (const auto& row : *r) {
     marks.push_back(history.parse_mark(text(row[0]), text(row[1]), text(row[2]), text(row[3])));
   }
   return marks;

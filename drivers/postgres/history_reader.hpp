@@ -30,17 +30,14 @@ bool is_missing_table(std::string_view sqlstate);
 Error shape_error(const Connection& conn, const HistorySql& history, std::string_view doing,
                   const SqlFailure& f);
 
-// What a failed history query, `doing`, means: true when the table does not exist (a database
-// without history); otherwise throws (shape_error() or Connection::fail()). Rolls back first.
-bool history_missing(Connection& conn, const HistorySql& history, const SqlFailure& f,
-                     std::string_view doing);
-
 std::optional<std::vector<HistoryRow>> read_history_rows(Connection& conn,
                                                          const HistorySql& history);
 std::optional<std::vector<HistoryMark>> read_history_marks(Connection& conn,
                                                            const HistorySql& history);
-// The marks in `r`, HistorySql::select_marks()'s result (for a read sent with others).
-std::vector<HistoryMark> parse_history_marks(const HistorySql& history, const pqxx::result& r);
+// read_history_marks() of HistorySql::select_marks() sent already, with others: its `read`.
+std::optional<std::vector<HistoryMark>> history_marks_of(Connection& conn,
+                                                         const HistorySql& history,
+                                                         Connection::QueryResult read);
 // The stored down SQL of each of `versions` that has one (Driver::stored_downs()).
 std::map<Version, std::string> read_stored_downs(Connection& conn, const HistorySql& history,
                                                  const std::vector<Version>& versions);

@@ -96,8 +96,10 @@ PostgresDriver::~PostgresDriver() {
 // ---------------------------------------------------------------------------------------------
 // State.
 
-DbState PostgresDriver::state() {
-  auto [r, failed] = conn_.try_exec(version_->select());
+DbState PostgresDriver::state() { return state_of(conn_.try_exec(version_->select())); }
+
+DbState PostgresDriver::state_of(const Connection::QueryResult& read) {
+  const auto& [r, failed] = read;
   if (failed) {
     // No table is "nothing applied"; it is never created here.
     if (is_missing_table(failed->sqlstate)) return DbState{};
@@ -109,24 +111,14 @@ DbState PostgresDriver::state() {
 Driver::StateAndMarks PostgresDriver::state_and_marks() {
   // Both reads in one message: the marks are read for nothing when the state has no version,
   // which costs less than the round trip saved when it has.
-  auto [results, failed] = conn_.try_exec_each({version_->select(), history_->select_marks()});
+  auto reads = conn_.try_exec_each({version_->select(), history_->select_marks()});
   StateAndMarks out;
-  if (failed && failed->first == 0) {
-    // As state(): no table is "nothing applied", and nothing after it ran.
-    if (is_missing_table(failed->second.sqlstate)) return out;
-    conn_.fail(fmt::format("reading the version from {}", version_->name()), failed->second);
-  }
-  out.state = version_->parse(results.at(0));
-  if (!out.state.version) return out;
-  if (failed) {
-    try {
-      pg::history_missing(conn_, *history_, failed->second,
-                          fmt::format("reading the history from {}", history_->name()));
-    } catch (const Error&) {
-      out.marks_error = std::current_exception();
-    }
-  } else {
-    out.marks = pg::parse_history_marks(*history_, results.at(1));
+  out.state = state_of(reads.at(0));
+  if (!out.state.version) return out;  // nothing after a missing table ran
+  try {
+    out.marks = pg::history_marks_of(conn_, *history_, std::move(reads.at(1)));
+  } catch (const Error&) {
+    out.marks_error = std::current_exception();
   }
   return out;
 }

@@ -122,6 +122,8 @@ class PostgresDriver final : public Driver {
   // `with_history`, the history table) is really gone, rather than removed by the migration
   // itself in the transaction that rolled back. False when it cannot be told.
   bool bookkeeping_tables_missing(bool with_history) noexcept;
+  // The state in a read of version_->select(): a missing table is {none, clean}.
+  DbState state_of(const Connection::QueryResult& read);
   // After a migration failed and rolled back: whether the stored state is no longer `expected`
   // (another process moved it, which explains the failure). False when it cannot be read.
   bool state_moved(const DbState& expected) noexcept;

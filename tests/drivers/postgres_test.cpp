@@ -38,6 +38,7 @@
 #include "drivers/postgres/connection.hpp"
 #include "drivers/postgres/postgres_driver.hpp"
 #include "tests/drivers/conformance.hpp"
+#include "tests/loopback.hpp"
 #include "tests/postgres_server.hpp"
 
 namespace {
@@ -1249,21 +1250,14 @@ namespace {
 
 // A TCP relay between one client and the test server that counts round trips: how many times
 // the client starts sending after the server has answered. A pipeline of queries sent together
-// is one; a query sent after reading the previous one's result is another.
+// is one; a query sent after reading the previous one's result is another. With `drop_first`,
+// the first connection is closed once the client has sent something (as a server does when
+// authentication_timeout runs out), and the next one is relayed and counted.
 class RoundTripCounter {
  public:
-  explicit RoundTripCounter(int server_port) : server_port_(server_port) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
-        ::listen(listener_, 1) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      throw std::runtime_error("cannot listen on a loopback port");
-    }
-    port_ = ntohs(a.sin_port);
+  explicit RoundTripCounter(int server_port, bool drop_first = false)
+      : server_port_(server_port), drop_first_(drop_first) {
+    listener_ = dbstep::testing::listen_on_loopback(2, port_);
     thread_ = std::thread([this] { relay(); });
   }
   ~RoundTripCounter() {
@@ -1275,6 +1269,8 @@ class RoundTripCounter {
   RoundTripCounter& operator=(const RoundTripCounter&) = delete;
 
   int port() const { return port_; }
+  // Connections the relay accepted.
+  int accepted() const { return accepted_; }
   int round_trips() const { return round_trips_; }
   // Queries the client sent: Parse (extended protocol) and Query (simple) messages.
   int queries() const { return queries_; }
@@ -1285,18 +1281,28 @@ class RoundTripCounter {
   }
 
  private:
-  void relay() {
+  // The next client, or -1 once stopped.
+  int accept_one() {
     pollfd l{listener_, POLLIN, 0};
     while (!stop_ && ::poll(&l, 1, 50) <= 0) {
     }
-    if (stop_) return;
+    if (stop_) return -1;
     const int client = ::accept(listener_, nullptr, nullptr);
-    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<std::uint16_t>(server_port_));
-    if (client >= 0 && ::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    if (client >= 0) ++accepted_;
+    return client;
+  }
+  void relay() {
+    int client = accept_one();
+    if (client >= 0 && drop_first_) {
+      pollfd first{client, POLLIN, 0};
+      while (!stop_ && ::poll(&first, 1, 50) <= 0) {
+      }
+      ::close(client);
+      client = accept_one();
+    }
+    if (client < 0) return;
+    const int server = dbstep::testing::connect_to_loopback(server_port_);
+    if (server >= 0) {
       bool answered = true;  // the client's first bytes start a round trip
       char buf[1 << 16];
       while (!stop_) {
@@ -1315,9 +1321,9 @@ class RoundTripCounter {
           answered = true;
         }
       }
+      ::close(server);
     }
-    if (client >= 0) ::close(client);
-    ::close(server);
+    ::close(client);
   }
 
   // The client's byte stream as protocol messages: the startup packet (length first, no type),
@@ -1357,6 +1363,8 @@ class RoundTripCounter {
   }
 
   int server_port_;
+  bool drop_first_;
+  std::atomic<int> accepted_{0};
   bool started_ = false;  // the startup packet is past
   int header_ = 0;        // reading a message's length
   int header_left_ = 4;
@@ -1373,15 +1381,20 @@ class RoundTripCounter {
   std::atomic<int> round_trips_{0};
 };
 
+// `url` (scripts/pg-cluster.sh's form: postgres://user@127.0.0.1:PORT/db?...) on another port.
+std::string through_port(std::string url, int port) {
+  const auto at = url.find("@127.0.0.1:") + std::string("@127.0.0.1:").size();
+  url.replace(at, url.find('/', at) - at, std::to_string(port));
+  return url;
+}
+
 }  // namespace
 
 TEST_CASE("postgres: a migration and its history row travel in one round trip") {
   PostgresFixture fx;
   RoundTripCounter relay(std::stoi(fx.query("SELECT current_setting('port')")));
-  std::string url = fx.url;  // scripts/pg-cluster.sh's form: postgres://user@127.0.0.1:PORT/db?...
-  REQUIRE(url.find("@127.0.0.1:") != std::string::npos);
-  const auto at = url.find("@127.0.0.1:") + std::string("@127.0.0.1:").size();
-  url.replace(at, url.find('/', at) - at, std::to_string(relay.port()));
+  REQUIRE(fx.url.find("@127.0.0.1:") != std::string::npos);
+  const std::string url = through_port(fx.url, relay.port());
   auto d = drivers::open_postgres(Url::parse(url));
   // The session's first write looks for the tables and creates them in round trips of their own.
   const int connected = relay.round_trips();
@@ -1637,10 +1650,7 @@ TEST_CASE("postgres: started, a connection sends its startup before the caller w
   REQUIRE(drivers::open_postgres(Url::parse(fx.url))->apply(up_step(1, "CREATE TABLE a (x int);"),
                                                             kNone));
   RoundTripCounter second(std::stoi(fx.query("SELECT current_setting('port')")));
-  std::string url = fx.url;
-  const auto at = url.find("@127.0.0.1:") + std::string("@127.0.0.1:").size();
-  url.replace(at, url.find('/', at) - at, std::to_string(second.port()));
-  PendingDriver pending = drivers::start_postgres(Url::parse(url));
+  PendingDriver pending = drivers::start_postgres(Url::parse(through_port(fx.url, second.port())));
   // The startup packet is out (the server starts the session meanwhile); no query yet.
   for (int i = 0; i < 200 && second.round_trips() == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -1671,15 +1681,9 @@ TEST_CASE("postgres: started, a connection sends its startup before the caller w
 TEST_CASE("postgres: connect_timeout still bounds a connection that is started early") {
   // A listener that never answers: the kernel completes the TCP handshake, libpq sends its
   // startup packet and waits for a reply that never comes.
-  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&a), len) == 0);
-  REQUIRE(::listen(silent, 4) == 0);
-  REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  const std::string url = "postgres://postgres@127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
+  int port = 0;
+  const int silent = dbstep::testing::listen_on_loopback(4, port);
+  const std::string url = "postgres://postgres@127.0.0.1:" + std::to_string(port) +
                           "/db?sslmode=disable&connect_timeout=2";
   auto outcome = std::async(std::launch::async, [&] {
     return capture_error([&] { drivers::start_postgres(Url::parse(url))(); });
@@ -1702,20 +1706,21 @@ TEST_CASE("postgres: a failed read of several queries leaves the session idle, w
   for (int i = 0; i < 50; ++i) {
     // The first fails (nothing after it runs), the second fails, both succeed.
     auto first = c.try_exec_each({"SELECT * FROM no_such_table_0", "SELECT 1"});
-    REQUIRE(first.failed.has_value());
-    CHECK(first.failed->first == 0);
-    CHECK(first.failed->second.sqlstate == "42P01");
+    REQUIRE(first.size() == 1);  // the failure, and nothing after it
+    REQUIRE(first[0].second.has_value());
+    CHECK(first[0].second->sqlstate == "42P01");
     if (PQtransactionStatus(c.raw()) != PQTRANS_IDLE) ++busy;
     auto second = c.try_exec_each({"SELECT 1", "SELECT * FROM no_such_table_1"});
-    REQUIRE(second.failed.has_value());
-    CHECK(second.failed->first == 1);
-    REQUIRE(second.results.size() == 1);
-    CHECK(second.results[0][0][0].as<int>() == 1);
+    REQUIRE(second.size() == 2);
+    REQUIRE_FALSE(second[0].second.has_value());
+    CHECK(second[0].first[0][0].as<int>() == 1);
+    CHECK(second[1].second.has_value());
     if (PQtransactionStatus(c.raw()) != PQTRANS_IDLE) ++busy;
     auto both = c.try_exec_each({"SELECT 1", "SELECT 2"});
-    REQUIRE_FALSE(both.failed.has_value());
-    REQUIRE(both.results.size() == 2);
-    CHECK(both.results[1][0][0].as<int>() == 2);
+    REQUIRE(both.size() == 2);
+    CHECK_FALSE(both[0].second.has_value());
+    REQUIRE_FALSE(both[1].second.has_value());
+    CHECK(both[1].first[0][0].as<int>() == 2);
     if (PQtransactionStatus(c.raw()) != PQTRANS_IDLE) ++busy;
   }
   // Busy, the next ROLLBACK would be refused or warned about, and libpqxx's pipeline would have
@@ -1723,96 +1728,12 @@ TEST_CASE("postgres: a failed read of several queries leaves the session idle, w
   CHECK(busy == 0);
 }
 
-namespace {
-
-// A loopback port whose first connection is closed once the client has sent something (as a
-// server does when authentication_timeout runs out), and whose next ones are relayed to the
-// server.
-class DropFirstConnection {
- public:
-  explicit DropFirstConnection(int server_port) : server_port_(server_port) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
-        ::listen(listener_, 4) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      throw std::runtime_error("cannot listen on a loopback port");
-    }
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~DropFirstConnection() {
-    stop_ = true;
-    thread_.join();
-    ::close(listener_);
-  }
-  int port() const { return port_; }
-  int accepted() const { return accepted_; }
-
- private:
-  int accept_one() {
-    pollfd l{listener_, POLLIN, 0};
-    while (!stop_) {
-      if (::poll(&l, 1, 50) > 0) return ::accept(listener_, nullptr, nullptr);
-    }
-    return -1;
-  }
-  void serve() {
-    const int first = accept_one();
-    if (first < 0) return;
-    ++accepted_;
-    char buf[1 << 16];
-    pollfd p{first, POLLIN, 0};
-    while (!stop_ && ::poll(&p, 1, 50) <= 0) {
-    }
-    ::close(first);
-    const int client = accept_one();
-    if (client < 0) return;
-    ++accepted_;
-    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<std::uint16_t>(server_port_));
-    if (::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-      while (!stop_) {
-        pollfd q[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
-        if (::poll(q, 2, 50) <= 0) continue;
-        const int from = q[0].revents ? client : server;
-        const int to = from == client ? server : client;
-        const ssize_t n = ::read(from, buf, sizeof buf);
-        if (n <= 0 || ::write(to, buf, static_cast<std::size_t>(n)) != n) break;
-      }
-    }
-    ::close(client);
-    ::close(server);
-  }
-
-  int server_port_;
-  int listener_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0};
-};
-
-std::string through_port(std::string url, int port) {
-  const auto at = url.find("@127.0.0.1:") + std::string("@127.0.0.1:").size();
-  url.replace(at, url.find('/', at) - at, std::to_string(port));
-  return url;
-}
-
-}  // namespace
-
 TEST_CASE("postgres: a started connection the server ended during a long wait is made once more") {
   PostgresFixture fx;
   const int port = std::stoi(fx.query("SELECT current_setting('port')"));
   {
     // Ended at once: that is the answer, reported, and no second connection is tried.
-    DropFirstConnection drop(port);
+    RoundTripCounter drop(port, /*drop_first=*/true);
     PendingDriver pending = drivers::start_postgres(Url::parse(through_port(fx.url, drop.port())));
     auto e = capture_error([&] { pending(); });
     CHECK(e.code() == ErrorCode::kDatabase);
@@ -1822,7 +1743,7 @@ TEST_CASE("postgres: a started connection the server ended during a long wait is
   {
     // Ended while the caller worked for more than a second (authentication_timeout is 1 s at
     // least): connected again, with libpq's blocking connect, and the driver works.
-    DropFirstConnection drop(port);
+    RoundTripCounter drop(port, /*drop_first=*/true);
     PendingDriver pending = drivers::start_postgres(Url::parse(through_port(fx.url, drop.port())));
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));
     std::unique_ptr<Driver> d = pending();

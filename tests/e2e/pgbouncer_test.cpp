@@ -40,6 +40,7 @@
 #include "tests/e2e/race.hpp"
 #include "tests/e2e/run.hpp"
 #include "tests/e2e/target.hpp"
+#include "tests/loopback.hpp"
 #include "tests/postgres_server.hpp"
 #include "tests/support.hpp"
 
@@ -151,17 +152,7 @@ struct PgBouncerFixture {
 class StatementSniffer {
  public:
   explicit StatementSniffer(int server_port) : server_port_(server_port) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
-        ::listen(listener_, 4) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      throw std::runtime_error("cannot listen on a loopback port");
-    }
-    port_ = ntohs(a.sin_port);
+    listener_ = dbstep::testing::listen_on_loopback(4, port_);
     thread_ = std::thread([this] {
       while (!stop_) relay_one();
     });
@@ -188,12 +179,8 @@ class StatementSniffer {
     if (::poll(&l, 1, 50) <= 0) return;
     const int client = ::accept(listener_, nullptr, nullptr);
     if (client < 0) return;
-    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<std::uint16_t>(server_port_));
-    if (::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const int server = dbstep::testing::connect_to_loopback(server_port_);
+    if (server >= 0) {
       std::string pending;   // client bytes not yet read as whole messages
       bool started = false;  // the startup packet (no type byte) was read
       bool answered = true;  // the client's next bytes start a round trip
@@ -217,7 +204,7 @@ class StatementSniffer {
       }
     }
     ::close(client);
-    ::close(server);
+    if (server >= 0) ::close(server);
   }
 
   static std::uint32_t be32(const std::string& s, std::size_t at) {
