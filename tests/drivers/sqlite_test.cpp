@@ -5,9 +5,11 @@
 #include <sqlite3.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <chrono>
 #include <memory>
 #include <unistd.h>
 #include <string>
+#include <thread>
 
 #include "core/url.hpp"
 #include "drivers/sqlite/sqlite_driver.hpp"
@@ -79,6 +81,39 @@ TEST_CASE("sqlite: go-sqlite3 connection parameters become pragmas") {
   auto e = capture_error([&] { d->apply(up_step(2, "INSERT INTO c VALUES (42);"), DbState{1, false}); });
   CHECK(e.code() == ErrorCode::kMigrationFailed);  // the foreign key is enforced
   SQLite::Database db((dir / "p.db").string());
+  CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+}
+
+// PRAGMA journal_mode = WAL on a rollback-journal file needs an exclusive lock while it holds a
+// shared one, and SQLite answers BUSY at once instead of running the busy handler: a second
+// process opening the database while another wrote failed at once with "database is locked"
+// (one 16-process race in about 25, concurrency_test.cpp). The open waits, as long as the busy
+// timeout allows, and then names the PRAGMA.
+TEST_CASE("sqlite: _journal_mode=wal waits for a writer instead of failing the open") {
+  TempDir dir;
+  auto file = (dir / "wal.db").string();
+  drivers::open_sqlite(Url::parse("sqlite://" + file))->set_state({1, false});
+  SQLite::Database other(file, SQLite::OPEN_READWRITE);
+  other.exec("BEGIN IMMEDIATE");
+
+  auto e = capture_error([&] {
+    drivers::open_sqlite(Url::parse("sqlite://" + file + "?_journal_mode=wal&_busy_timeout=100"));
+  });
+  CHECK(e.code() == ErrorCode::kLockTimeout);
+  CHECK(std::string(e.what()).find("wal.db") != std::string::npos);
+  CHECK(std::string(e.what()).find("PRAGMA journal_mode = wal") != std::string::npos);
+  CHECK(other.execAndGet("PRAGMA journal_mode").getString() == "delete");
+
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    other.exec("COMMIT");
+  });
+  std::unique_ptr<Driver> d;
+  CHECK_NOTHROW(d = drivers::open_sqlite(Url::parse("sqlite://" + file + "?_journal_mode=wal")));
+  writer.join();
+  REQUIRE(d);
+  CHECK(d->state() == DbState{1, false});
+  SQLite::Database db(file);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
 }
 
