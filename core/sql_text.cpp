@@ -1,5 +1,6 @@
 #include "core/sql_text.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace dbstep {
@@ -105,14 +106,11 @@ std::string ascii_lower(std::string_view s) {
 }
 
 bool contains_ascii_ci(std::string_view text, std::string_view lower_word) {
-  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; };
-  if (lower_word.empty()) return true;
-  for (std::size_t i = 0; i + lower_word.size() <= text.size(); ++i) {
-    std::size_t k = 0;
-    while (k < lower_word.size() && lower(text[i + k]) == lower_word[k]) ++k;
-    if (k == lower_word.size()) return true;
-  }
-  return false;
+  const auto same = [](char c, char lower) {
+    return (c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c) == lower;
+  };
+  return std::search(text.begin(), text.end(), lower_word.begin(), lower_word.end(), same) !=
+         text.end();
 }
 
 std::string statement_excerpt(std::string_view statement, std::size_t max) {

@@ -315,43 +315,56 @@ void Connection::fail(std::string_view doing, const SqlFailure& f) const {
   throw e;
 }
 
-Connection::QueryResult Connection::try_exec(const std::string& sql) {
+namespace {
+
+// Runs `query` (libpqxx calls), handing back its failure instead of throwing: libpqxx's failure
+// classes and client-side errors (a usage error) as a SqlFailure; dbstep's own Errors pass.
+template <typename Query>
+std::optional<SqlFailure> failure_in(Query&& query) {
   try {
-    pqxx::nontransaction tx(*session_);
-    return {tx.exec(sql), std::nullopt};
+    query();
+    return std::nullopt;
   } catch (const pqxx::failure& e) {
-    return {pqxx::result(), failure_of(e)};
+    return failure_of(e);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    return {pqxx::result(), client_failure(e)};
+    return client_failure(e);
   }
+}
+
+}  // namespace
+
+Connection::QueryResult Connection::try_exec(const std::string& sql) {
+  return try_exec_params(sql, {});
 }
 
 Connection::QueryResult Connection::try_exec_params(const std::string& sql,
                                                     const std::vector<std::string>& params) {
-  try {
+  QueryResult out;
+  out.second = failure_in([&] {
     pqxx::nontransaction tx(*session_);
     switch (params.size()) {
-      case 0: return {tx.exec(sql), std::nullopt};
-      case 1: return {tx.exec_params(sql, params[0]), std::nullopt};
-      case 2: return {tx.exec_params(sql, params[0], params[1]), std::nullopt};
+      case 0:
+        out.first = tx.exec(sql);
+        break;
+      case 1:
+        out.first = tx.exec_params(sql, params[0]);
+        break;
+      case 2:
+        out.first = tx.exec_params(sql, params[0], params[1]);
+        break;
       default:
         throw Error(ErrorCode::kInternal, "exec_params: more than two parameters");
     }
-  } catch (const pqxx::failure& e) {
-    return {pqxx::result(), failure_of(e)};
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    return {pqxx::result(), client_failure(e)};
-  }
+  });
+  return out;
 }
 
 std::vector<Connection::QueryResult> Connection::try_exec_each(
     const std::vector<std::string>& queries) {
   std::vector<QueryResult> out;
-  try {
+  std::optional<SqlFailure> failed = failure_in([&] {
     pqxx::nontransaction tx(*session_);
     pqxx::pipeline p(tx);
     // Held back until all are in, then issued together: one message.
@@ -372,13 +385,8 @@ std::vector<Connection::QueryResult> Connection::try_exec_each(
       throw;
     }
     p.complete();
-  } catch (const pqxx::failure& e) {
-    out.emplace_back(pqxx::result(), failure_of(e));
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    out.emplace_back(pqxx::result(), client_failure(e));
-  }
+  });
+  if (failed) out.emplace_back(pqxx::result(), std::move(failed));
   // libpqxx's pipeline can hand back a failure before libpq has read the server's ReadyForQuery:
   // read up to it, so the session is idle (a ROLLBACK sent now would find it busy, and the server
   // would warn of no transaction in progress).
@@ -389,12 +397,7 @@ std::vector<Connection::QueryResult> Connection::try_exec_each(
 }
 
 pqxx::result Connection::exec(const std::string& sql, std::string_view doing) {
-  auto [r, failed] = try_exec(sql);
-  if (failed) {
-    rollback_quietly();
-    fail(doing, *failed);
-  }
-  return std::move(r);
+  return exec_params(sql, {}, doing);
 }
 
 pqxx::result Connection::exec_params(const std::string& sql,

@@ -117,7 +117,7 @@ Driver::StateAndMarks PostgresDriver::state_and_marks() {
   if (!out.state.version) return out;  // nothing after a missing table ran
   try {
     out.marks = pg::history_marks_of(conn_, *history_, std::move(reads.at(1)));
-  } catch (const Error&) {
+  } catch (...) {
     out.marks_error = std::current_exception();
   }
   return out;

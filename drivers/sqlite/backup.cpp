@@ -8,11 +8,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <thread>
 
 #include "core/error.hpp"
 #include "drivers/sqlite/driver_sql.hpp"
@@ -71,13 +69,12 @@ std::optional<std::string> back_up(SQLite::Database& db, const std::string& path
     SQLite::Backup backup(copy, db);
     // Every page in one step, so the copy is one consistent moment. Another
     // connection writing (BUSY, LOCKED) is waited for up to the busy timeout.
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_ms);
-    int rc;
-    while ((rc = backup.executeStep(-1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) {
-      if (std::chrono::steady_clock::now() >= give_up) {
-        throw SQLite::Exception("the database stayed locked by another connection", rc);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    int rc = SQLITE_OK;
+    if (!retry_while_busy(busy_ms, [&] {
+          rc = backup.executeStep(-1);
+          return rc != SQLITE_BUSY && rc != SQLITE_LOCKED;
+        })) {
+      throw SQLite::Exception("the database stayed locked by another connection", rc);
     }
     if (rc != SQLITE_DONE) throw SQLite::Exception("the copy did not finish", rc);
   } catch (const SQLite::Exception& e) {

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace dbstep::drivers::sqlite {
 
@@ -46,6 +49,16 @@ void begin_immediate(sqlite3* db, std::string_view database, int busy_ms) {
                             busy_ms, database));
   }
   throw database_error(db, "cannot start a write transaction", database);
+}
+
+bool retry_while_busy(int busy_ms, const std::function<bool()>& attempt) {
+  using std::chrono::milliseconds;
+  const auto give_up = std::chrono::steady_clock::now() + milliseconds(busy_ms);
+  for (milliseconds pause(1);; pause = std::min(pause * 2, milliseconds(50))) {
+    if (attempt()) return true;
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(pause);
+  }
 }
 
 void rollback_quietly(sqlite3* db) noexcept {

@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,12 @@ void exec(sqlite3* db, const std::string& sql, std::string_view what, std::strin
 // to the busy timeout (`busy_ms`, for the message). Throws Error(kLockTimeout)
 // when it stayed busy, Error(kDatabase) otherwise.
 void begin_immediate(sqlite3* db, std::string_view database, int busy_ms);
+
+// Calls `attempt` until it returns true, pausing between calls (1 ms, doubling to 50 ms), for
+// at most `busy_ms` after the first call: for what SQLite answers busy without running the busy
+// handler (a backup step, a PRAGMA journal_mode = WAL conversion). Returns false when time ran
+// out with `attempt` still false; `attempt`'s exceptions pass through.
+bool retry_while_busy(int busy_ms, const std::function<bool()>& attempt);
 
 // Rolls back the open transaction, if any; never fails.
 void rollback_quietly(sqlite3* db) noexcept;

@@ -25,7 +25,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -60,28 +59,25 @@ sqlite::HistoryTable history_table_of(const sqlite::ConnectionOptions& o) {
 // shared one; SQLite answers BUSY at once rather than run the busy handler (two connections doing
 // the same would wait on each other for ever). Processes opening a new database together saw
 // "database is locked" at once, in about one 16-process race in 25 (concurrency_test.cpp). The
-// statement holds no lock once it failed, so it runs again, backing off, for as long as the busy
-// timeout allows; a file already in WAL mode takes no exclusive lock and succeeds at once.
+// statement holds no lock once it failed, so it runs again for as long as the busy timeout
+// allows; a file already in WAL mode takes no exclusive lock and succeeds at once.
 void run_pragma(SQLite::Database& db, const std::string& pragma, int busy_ms,
                 std::string_view path) {
-  using std::chrono::milliseconds;
-  const auto give_up = std::chrono::steady_clock::now() + milliseconds(busy_ms);
-  for (milliseconds pause(1);; pause = std::min(pause * 2, milliseconds(50))) {
+  const bool ran = retry_while_busy(busy_ms, [&] {
     try {
       db.exec(pragma);
-      return;
+      return true;
     } catch (const SQLite::Exception& e) {
       if (e.getErrorCode() != SQLITE_BUSY) throw;
-      if (std::chrono::steady_clock::now() >= give_up) {
-        throw Error(ErrorCode::kLockTimeout,
-                    fmt::format("cannot open SQLite database {}: {} timed out after {} ms: "
-                                "another connection kept the database locked (raise "
-                                "_busy_timeout in the URL, or find the process holding it open in "
-                                "a transaction)",
-                                path, pragma, busy_ms));
-      }
+      return false;
     }
-    std::this_thread::sleep_for(pause);
+  });
+  if (!ran) {
+    throw Error(ErrorCode::kLockTimeout,
+                fmt::format("cannot open SQLite database {}: {} timed out after {} ms: another "
+                            "connection kept the database locked (raise _busy_timeout in the "
+                            "URL, or find the process holding it open in a transaction)",
+                            path, pragma, busy_ms));
   }
 }
 
