@@ -3,6 +3,7 @@
 #include <SQLiteCpp/Backup.h>
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -33,19 +34,16 @@ std::string utc_stamp() {
 
 std::optional<std::string> back_up(SQLite::Database& db, const std::string& path,
                                    std::string_view database, const DbState& state, int busy_ms) {
-  {
-    // A database without a single table, index or view (a new, empty file)
-    // holds nothing either.
-    sqlite3* handle = db.getHandle();
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(handle, "SELECT 1 FROM sqlite_master LIMIT 1", -1, &stmt, nullptr) !=
-        SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      throw database_error(handle, "cannot read the schema before the backup", database);
-    }
-    const bool empty = sqlite3_step(stmt) != SQLITE_ROW;
-    sqlite3_finalize(stmt);
-    if (empty) return std::nullopt;
+  try {
+    // A database without a single table, index or view (a new, empty file) holds nothing
+    // either. Not being able to tell (the database locked past the busy timeout) is an error:
+    // read as "empty", it skipped the backup the user asked for and let the run go on.
+    SQLite::Statement any(db, "SELECT 1 FROM sqlite_master LIMIT 1");
+    if (!any.executeStep()) return std::nullopt;
+  } catch (const SQLite::Exception& e) {
+    throw Error(ErrorCode::kDatabase,
+                fmt::format("cannot back up {}: cannot read its schema: {}; no migration was run",
+                            database, e.what()));
   }
   const std::string target =
       fmt::format("{}.backup-v{}-{}", path, to_string(state.version), utc_stamp());

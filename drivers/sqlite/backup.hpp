@@ -24,8 +24,9 @@ namespace dbstep::drivers::sqlite {
 // Copies `db` (the connection to the file `path`, described as `database` in
 // messages) at `state`, waiting at most `busy_ms` for other writers. Returns
 // the copy's path, or nullopt when the database holds not a single table, index
-// or view (nothing to lose). Throws Error(kDatabase) naming the database and
-// the copy ("...; no migration was run").
+// or view (nothing to lose); a database it cannot read (locked past the busy
+// timeout) is an error, never "nothing to lose". Throws Error(kDatabase) naming
+// the database and the copy ("...; no migration was run").
 std::optional<std::string> back_up(SQLite::Database& db, const std::string& path,
                                    std::string_view database, const DbState& state, int busy_ms);
 

@@ -6,7 +6,9 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <chrono>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <unistd.h>
 #include <string>
 #include <thread>
@@ -115,6 +117,39 @@ TEST_CASE("sqlite: _journal_mode=wal waits for a writer instead of failing the o
   CHECK(d->state() == DbState{1, false});
   SQLite::Database db(file);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+}
+
+// A database another connection holds locked past the busy timeout is an error naming the
+// lock, never a database "with nothing to copy": that read skipped the backup the user asked for
+// and let the run go on. A lock released within the timeout is waited for.
+TEST_CASE("sqlite: a backup waits for a writer, up to the busy timeout") {
+  TempDir dir;
+  auto file = (dir / "held.db").string();
+  auto d = drivers::open_sqlite(Url::parse("sqlite://" + file + "?_busy_timeout=100"));
+  d->set_state({1, false});
+  SQLite::Database other(file, SQLite::OPEN_READWRITE);
+  other.exec("BEGIN EXCLUSIVE");
+
+  auto e = capture_error([&] { d->backup(DbState{1, false}); });
+  CHECK(e.code() == ErrorCode::kDatabase);
+  CHECK(std::string(e.what()).find("cannot back up SQLite database " + file) == 0);
+  CHECK(std::string(e.what()).find("database is locked") != std::string::npos);
+  CHECK(std::string(e.what()).find("no migration was run") != std::string::npos);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    CHECK(entry.path().filename().string().find(".backup-") == std::string::npos);
+  }
+
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    other.exec("COMMIT");
+  });
+  std::optional<std::string> copy;  // with the default busy timeout, 15 s
+  CHECK_NOTHROW(
+      copy = drivers::open_sqlite(Url::parse("sqlite://" + file))->backup(DbState{1, false}));
+  writer.join();
+  REQUIRE(copy);
+  SQLite::Database db(*copy);
+  CHECK(db.execAndGet("SELECT version FROM schema_migrations").getInt() == 1);
 }
 
 TEST_CASE("sqlite: golang-migrate's own table shape (version uint64, dirty bool) continues") {
